@@ -1,0 +1,5 @@
+//! One module per group of resource kinds.
+
+pub mod core;
+pub mod istio;
+pub mod network;
