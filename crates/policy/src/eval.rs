@@ -1,0 +1,301 @@
+//! Evaluation: network → authentication → authorization, first deny wins.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use bulkhead_matchers::path::normalize_path;
+use bulkhead_resources::{MtlsMode, Protocol};
+
+use crate::authz::{Attrs, HttpAttrs};
+use crate::decision::{Decision, Direction, Layer, PolicyHit, Reason};
+use crate::engine::{Endpoint, Engine};
+use crate::labels::LabelSet;
+use crate::network::{NetPeer, NpId};
+use crate::request::{Destination, Request, Source};
+use crate::trust::principal_namespace;
+
+/// The source as every layer sees it, resolved once per evaluation.
+pub(crate) struct ResolvedSource<'a> {
+    /// The declared endpoint, when the source is (or has the address of) one.
+    pub(crate) endpoint: Option<&'a Endpoint>,
+    /// Namespace and labels for selectors, when the source is a pod.
+    pub(crate) pod: Option<(u32, Cow<'a, LabelSet>)>,
+    pub(crate) ip: Option<IpAddr>,
+    pub(crate) remote_ip: Option<IpAddr>,
+    /// The principal the source would present over mTLS.
+    pub(crate) principal: Option<&'a str>,
+}
+
+impl Engine {
+    /// Decides one connection or request.
+    pub fn evaluate<'e>(&'e self, req: &Request<'_>) -> Decision<'e> {
+        let src = self.resolve_source(req);
+        if let Some(d) = self.check_network(req, &src) {
+            return d;
+        }
+        let dst = match req.destination {
+            Destination::Endpoint(id) => self.ep(id),
+            Destination::External(_) => {
+                return Decision::new(true, Layer::Network, Reason::ExternalAllowed);
+            }
+        };
+        let (mode, mode_policy) = dst.mtls.mode(req.port);
+        let principal = match mode {
+            MtlsMode::Disable => None,
+            _ => src.principal,
+        };
+        if principal.is_none() && mode == MtlsMode::Strict {
+            let d = Decision::new(
+                false,
+                Layer::Authentication,
+                Reason::PlaintextRejected {
+                    mode,
+                    port: req.port,
+                },
+            );
+            return match mode_policy {
+                Some(i) => d.by(&self.authn[i as usize].name, None),
+                None => d,
+            };
+        }
+        self.authorize(req, &src, dst, principal)
+    }
+
+    pub(crate) fn resolve_source<'a>(&'a self, req: &Request<'a>) -> ResolvedSource<'a> {
+        match req.source {
+            Source::Endpoint(id) => {
+                let ep = self.ep(id);
+                ResolvedSource {
+                    endpoint: Some(ep),
+                    pod: Some((ep.namespace, Cow::Borrowed(&ep.labels))),
+                    ip: ep.ip,
+                    remote_ip: ep.ip,
+                    principal: Some(&ep.principal),
+                }
+            }
+            Source::Raw(raw) => {
+                let known = match (raw.namespace, raw.ip) {
+                    (None, Some(ip)) => self.endpoint_by_ip(ip).map(|id| self.ep(id)),
+                    _ => None,
+                };
+                let pod = match (raw.namespace, known) {
+                    (Some(ns), _) => Some((
+                        self.namespace_ids.get(ns).copied().unwrap_or(u32::MAX),
+                        Cow::Owned(
+                            raw.labels
+                                .map(|l| self.interner.lookup_labels(l))
+                                .unwrap_or_default(),
+                        ),
+                    )),
+                    (None, Some(ep)) => Some((ep.namespace, Cow::Borrowed(&ep.labels))),
+                    (None, None) => None,
+                };
+                ResolvedSource {
+                    endpoint: known,
+                    pod,
+                    ip: raw.ip,
+                    remote_ip: raw.remote_ip.or(raw.ip),
+                    principal: raw.principal,
+                }
+            }
+        }
+    }
+
+    /// The egress policies isolating the source.
+    pub(crate) fn source_egress<'a>(&'a self, src: &ResolvedSource<'a>) -> Cow<'a, [NpId]> {
+        match (src.endpoint, &src.pod) {
+            (Some(ep), _) => Cow::Borrowed(&ep.egress),
+            (None, Some((ns, labels))) if (*ns as usize) < self.network_by_ns.len() => {
+                Cow::Owned(self.isolating(*ns, labels).1)
+            }
+            _ => Cow::Borrowed(&[]),
+        }
+    }
+
+    fn check_network<'e>(
+        &'e self,
+        req: &Request<'_>,
+        src: &ResolvedSource<'_>,
+    ) -> Option<Decision<'e>> {
+        let (dst_ep, dst_ip) = match req.destination {
+            Destination::Endpoint(id) => (Some(self.ep(id)), self.ep(id).ip),
+            Destination::External(ip) => (self.endpoint_by_ip(ip).map(|id| self.ep(id)), Some(ip)),
+        };
+        let dst_peer = NetPeer {
+            pod: dst_ep.map(|e| (e.namespace, &e.labels)),
+            ip: dst_ip,
+        };
+        let named = |name: &str, proto: Protocol| dst_ep.and_then(|e| e.named_port(name, proto));
+        let egress = self.source_egress(src);
+        if !egress.is_empty()
+            && !self.any_rule_allows(&egress, Direction::Egress, &dst_peer, req, &named)
+        {
+            return Some(self.network_deny(&egress, Direction::Egress, req));
+        }
+        let dst = dst_ep?;
+        let src_peer = NetPeer {
+            pod: src.pod.as_ref().map(|(ns, l)| (*ns, l.as_ref())),
+            ip: src.ip,
+        };
+        if !dst.ingress.is_empty()
+            && !self.any_rule_allows(&dst.ingress, Direction::Ingress, &src_peer, req, &named)
+        {
+            return Some(self.network_deny(&dst.ingress, Direction::Ingress, req));
+        }
+        None
+    }
+
+    pub(crate) fn any_rule_allows(
+        &self,
+        policies: &[NpId],
+        direction: Direction,
+        peer: &NetPeer<'_>,
+        req: &Request<'_>,
+        named: &dyn Fn(&str, Protocol) -> Option<u16>,
+    ) -> bool {
+        policies.iter().any(|&id| {
+            let np = &self.network[id as usize];
+            np.rules(direction).unwrap_or_default().iter().any(|r| {
+                r.check(
+                    np.namespace,
+                    peer,
+                    &self.namespace_labels,
+                    req.protocol,
+                    req.port,
+                    named,
+                )
+                .is_ok()
+            })
+        })
+    }
+
+    fn network_deny<'e>(
+        &'e self,
+        policies: &[NpId],
+        direction: Direction,
+        req: &Request<'_>,
+    ) -> Decision<'e> {
+        let names: Vec<&str> = policies
+            .iter()
+            .map(|&i| self.network[i as usize].name.as_str())
+            .collect();
+        let mut d = Decision::new(
+            false,
+            Layer::Network,
+            Reason::NetworkNotAllowed {
+                direction,
+                policies: names.len(),
+                protocol: req.protocol,
+                port: req.port,
+            },
+        )
+        .by(names[0], None);
+        d.considered = names;
+        d
+    }
+
+    /// Builds the attributes authorization reads; `Err` when the path cannot be normalized.
+    pub(crate) fn with_attrs<R>(
+        &self,
+        req: &Request<'_>,
+        src: &ResolvedSource<'_>,
+        dst: &Endpoint,
+        principal: Option<&str>,
+        f: impl FnOnce(&Attrs<'_>) -> R,
+    ) -> Result<R, String> {
+        let path = match req.http {
+            Some(h) => Some(normalize_path(&h.path).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let request_principal = req.jwt.and_then(|j| j.principal());
+        let attrs = Attrs {
+            principal,
+            source_namespace: principal.and_then(principal_namespace),
+            source_ip: src.ip,
+            remote_ip: src.remote_ip,
+            destination_ip: dst.ip,
+            port: req.port,
+            sni: req.sni,
+            http: req.http.map(|h| HttpAttrs {
+                request: h,
+                path: path.as_deref().unwrap_or("/"),
+                jwt: req.jwt,
+                request_principal: request_principal.as_deref(),
+            }),
+        };
+        Ok(f(&attrs))
+    }
+
+    fn authorize<'e>(
+        &'e self,
+        req: &Request<'_>,
+        src: &ResolvedSource<'_>,
+        dst: &'e Endpoint,
+        principal: Option<&str>,
+    ) -> Decision<'e> {
+        let result = self.with_attrs(req, src, dst, principal, |a| self.decide_authz(dst, a));
+        result
+            .unwrap_or_else(|e| Decision::new(false, Layer::Authorization, Reason::InvalidPath(e)))
+    }
+
+    fn decide_authz<'e>(&'e self, dst: &'e Endpoint, a: &Attrs<'_>) -> Decision<'e> {
+        let hits = |ids: &[u32]| -> Vec<PolicyHit<'e>> {
+            ids.iter()
+                .map(|&i| {
+                    let p = &self.authz[i as usize];
+                    let rule = p.first_match(a);
+                    PolicyHit {
+                        policy: &p.name,
+                        action: p.action.as_str(),
+                        matched: rule.is_some(),
+                        rule,
+                    }
+                })
+                .collect()
+        };
+        let mut d = self.enforce_authz(dst, a);
+        if !dst.authz.audit.is_empty() {
+            d.audit = hits(&dst.authz.audit);
+        }
+        if !dst.authz.dry_run.is_empty() {
+            d.dry_run = hits(&dst.authz.dry_run);
+        }
+        d
+    }
+
+    fn enforce_authz<'e>(&'e self, dst: &'e Endpoint, a: &Attrs<'_>) -> Decision<'e> {
+        for &i in &dst.authz.deny {
+            let p = &self.authz[i as usize];
+            if let Some(rule) = p.first_match(a) {
+                return Decision::new(false, Layer::Authorization, Reason::DenyMatched)
+                    .by(&p.name, Some(rule));
+            }
+        }
+        if dst.authz.allow.is_empty() {
+            return Decision::new(true, Layer::Authorization, Reason::NoAllowPolicies);
+        }
+        for &i in &dst.authz.allow {
+            let p = &self.authz[i as usize];
+            if let Some(rule) = p.first_match(a) {
+                return Decision::new(true, Layer::Authorization, Reason::AllowMatched)
+                    .by(&p.name, Some(rule));
+            }
+        }
+        let names: Vec<&str> = dst
+            .authz
+            .allow
+            .iter()
+            .map(|&i| self.authz[i as usize].name.as_str())
+            .collect();
+        let mut d = Decision::new(
+            false,
+            Layer::Authorization,
+            Reason::NoAllowMatched {
+                policies: names.len(),
+            },
+        )
+        .by(names[0], None);
+        d.considered = names;
+        d
+    }
+}
