@@ -21,10 +21,12 @@
 //! The crate has no I/O and no global state; every value is immutable after
 //! construction and therefore `Send + Sync`.
 
+#![warn(missing_docs)]
+
 pub mod cidr;
 pub mod path;
 pub mod string;
 
-pub use cidr::{CidrError, IpSet, is_subnet_of, parse_cidr};
-pub use path::{PathError, PathPattern, PathSet, PatternError, normalize_path};
+pub use cidr::{CidrError, IpSet, is_strict_subnet_of, is_subnet_of, parse_cidr};
+pub use path::{PathError, PathPattern, PathSet, PathTemplate, PatternError, normalize_path};
 pub use string::{StringMatch, StringSet};
