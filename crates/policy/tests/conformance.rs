@@ -72,9 +72,19 @@ fn options(o: &CaseOptions) -> Options {
 fn run_case(path: &Path) -> Result<(String, usize)> {
     let text = std::fs::read_to_string(path)?;
     let case: Case = serde_norway::from_str(&text).map_err(|e| anyhow!("case file: {e}"))?;
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    anyhow::ensure!(case.name == stem, "case name `{}` differs from file name", case.name);
-    anyhow::ensure!(!case.description.is_empty() && !case.source.is_empty(), "case needs a description and a source");
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    anyhow::ensure!(
+        case.name == stem,
+        "case name `{}` differs from file name",
+        case.name
+    );
+    anyhow::ensure!(
+        !case.description.is_empty() && !case.source.is_empty(),
+        "case needs a description and a source"
+    );
     let mut loader = Loader::new();
     let origin = format!("{}#resources", path.display());
     let loaded = loader
@@ -82,11 +92,27 @@ fn run_case(path: &Path) -> Result<(String, usize)> {
         .and_then(|()| loader.finish());
     if !case.expect_error.is_empty() {
         let err = match loaded {
-            Ok(_) => return Ok((format!("expected a load error containing {:?}, loading succeeded\n", case.expect_error), 1)),
+            Ok(_) => {
+                return Ok((
+                    format!(
+                        "expected a load error containing {:?}, loading succeeded\n",
+                        case.expect_error
+                    ),
+                    1,
+                ));
+            }
             Err(e) => e.to_string(),
         };
-        let missing: Vec<_> = case.expect_error.iter().filter(|s| !err.contains(s.as_str())).collect();
-        let report = if missing.is_empty() { String::new() } else { format!("error lacks {missing:?}:\n{err}\n") };
+        let missing: Vec<_> = case
+            .expect_error
+            .iter()
+            .filter(|s| !err.contains(s.as_str()))
+            .collect();
+        let report = if missing.is_empty() {
+            String::new()
+        } else {
+            format!("error lacks {missing:?}:\n{err}\n")
+        };
         return Ok((report, 1));
     }
     let resources = loaded.map_err(|e| anyhow!("loading resources: {e}"))?;
@@ -96,7 +122,11 @@ fn run_case(path: &Path) -> Result<(String, usize)> {
         let query = Query::from_value(q.query.clone())?;
         let request = query.request(&engine)?;
         let record = engine.evaluate(&request).to_json();
-        anyhow::ensure!(q.expect.contains_key("decision"), "query {} has no expected decision", query.id);
+        anyhow::ensure!(
+            q.expect.contains_key("decision"),
+            "query {} has no expected decision",
+            query.id
+        );
         for (key, want) in &q.expect {
             let got = record.get(key).unwrap_or(&Value::Null);
             if got != want {
@@ -136,6 +166,12 @@ fn conformance_suite() {
         }
     }
     println!("conformance: {cases} cases, {queries} queries, {failed} failing cases");
-    assert!(cases >= 80, "the suite must hold at least 80 cases, found {cases}");
-    assert!(failed == 0, "{failed} of {cases} conformance cases failed:\n{report}");
+    assert!(
+        cases >= 80,
+        "the suite must hold at least 80 cases, found {cases}"
+    );
+    assert!(
+        failed == 0,
+        "{failed} of {cases} conformance cases failed:\n{report}"
+    );
 }
