@@ -94,11 +94,12 @@ impl fmt::Display for Reason {
                 port,
             } => write!(
                 f,
-                "{} is isolated by {policies} NetworkPolicy(ies) and no {} rule allows {protocol}/{port}",
+                "{} is isolated by {policies} NetworkPolic{} and no {} rule allows {protocol}/{port}",
                 match direction {
                     Direction::Egress => "source egress",
                     Direction::Ingress => "destination ingress",
                 },
+                if *policies == 1 { "y" } else { "ies" },
                 direction.as_str()
             ),
             Reason::PlaintextRejected { mode, port } => write!(
@@ -109,7 +110,8 @@ impl fmt::Display for Reason {
             Reason::DenyMatched => f.write_str("a DENY policy matched"),
             Reason::NoAllowMatched { policies } => write!(
                 f,
-                "no rule of the {policies} ALLOW policy(ies) applying to the destination matched"
+                "no rule of the {policies} ALLOW polic{} applying to the destination matched",
+                if *policies == 1 { "y" } else { "ies" }
             ),
             Reason::InvalidPath(e) => write!(f, "request path rejected: {e}"),
             Reason::AllowMatched => f.write_str("an ALLOW policy matched"),

@@ -4,13 +4,13 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use bulkhead_matchers::path::normalize_path;
-use bulkhead_resources::{MtlsMode, Protocol};
+use bulkhead_resources::{Labels, MtlsMode, NAMESPACE_NAME_LABEL, Protocol};
 
 use crate::authz::{Attrs, HttpAttrs};
 use crate::decision::{Decision, Direction, Layer, PolicyHit, Reason};
 use crate::engine::{Endpoint, Engine};
 use crate::labels::LabelSet;
-use crate::network::{NetPeer, NpId};
+use crate::network::{NetPeer, NpId, PodView};
 use crate::request::{Destination, Request, Source};
 use crate::trust::principal_namespace;
 
@@ -19,25 +19,80 @@ pub(crate) struct ResolvedSource<'a> {
     /// The declared endpoint, when the source is (or has the address of) one.
     pub(crate) endpoint: Option<&'a Endpoint>,
     /// Namespace and labels for selectors, when the source is a pod.
-    pub(crate) pod: Option<(u32, Cow<'a, LabelSet>)>,
+    pub(crate) pod: Option<SourcePod<'a>>,
     pub(crate) ip: Option<IpAddr>,
     pub(crate) remote_ip: Option<IpAddr>,
     /// The principal the source would present over mTLS.
     pub(crate) principal: Option<&'a str>,
 }
 
+/// A source pod's namespace and labels; owned when described only by a query.
+pub(crate) struct SourcePod<'a> {
+    pub(crate) namespace: u32,
+    pub(crate) namespace_labels: Cow<'a, LabelSet>,
+    pub(crate) labels: Cow<'a, LabelSet>,
+}
+
+impl SourcePod<'_> {
+    pub(crate) fn view(&self) -> PodView<'_> {
+        PodView {
+            namespace: self.namespace,
+            namespace_labels: &self.namespace_labels,
+            labels: &self.labels,
+        }
+    }
+}
+
 impl Engine {
+    /// How a declared endpoint looks to selectors.
+    pub(crate) fn pod_view<'a>(&'a self, ep: &'a Endpoint) -> PodView<'a> {
+        PodView {
+            namespace: ep.namespace,
+            namespace_labels: &self.namespace_labels[ep.namespace as usize],
+            labels: &ep.labels,
+        }
+    }
+
+    fn declared_pod<'a>(&'a self, ep: &'a Endpoint) -> SourcePod<'a> {
+        SourcePod {
+            namespace: ep.namespace,
+            namespace_labels: Cow::Borrowed(&self.namespace_labels[ep.namespace as usize]),
+            labels: Cow::Borrowed(&ep.labels),
+        }
+    }
+
+    /// A pod described only by namespace and labels; a namespace the resources never
+    /// mention still carries its `kubernetes.io/metadata.name` label.
+    fn described_pod<'a>(&'a self, ns: &str, labels: Option<&Labels>) -> SourcePod<'a> {
+        let labels = Cow::Owned(
+            labels
+                .map(|l| self.interner.lookup_labels(l))
+                .unwrap_or_default(),
+        );
+        match self.namespace_ids.get(ns) {
+            Some(&id) => SourcePod {
+                namespace: id,
+                namespace_labels: Cow::Borrowed(&self.namespace_labels[id as usize]),
+                labels,
+            },
+            None => {
+                let mut ns_labels = Labels::new();
+                ns_labels.insert(NAMESPACE_NAME_LABEL.into(), ns.into());
+                SourcePod {
+                    namespace: u32::MAX,
+                    namespace_labels: Cow::Owned(self.interner.lookup_labels(&ns_labels)),
+                    labels,
+                }
+            }
+        }
+    }
+
     /// Decides one connection or request.
     pub fn evaluate<'e>(&'e self, req: &Request<'_>) -> Decision<'e> {
         let src = self.resolve_source(req);
-        if let Some(d) = self.check_network(req, &src) {
-            return d;
-        }
-        let dst = match req.destination {
-            Destination::Endpoint(id) => self.ep(id),
-            Destination::External(_) => {
-                return Decision::new(true, Layer::Network, Reason::ExternalAllowed);
-            }
+        let dst = match self.check_network(req, &src) {
+            Ok(dst) => dst,
+            Err(decided) => return decided,
         };
         let (mode, mode_policy) = dst.mtls.mode(req.port);
         let principal = match mode {
@@ -67,7 +122,7 @@ impl Engine {
                 let ep = self.ep(id);
                 ResolvedSource {
                     endpoint: Some(ep),
-                    pod: Some((ep.namespace, Cow::Borrowed(&ep.labels))),
+                    pod: Some(self.declared_pod(ep)),
                     ip: ep.ip,
                     remote_ip: ep.ip,
                     principal: Some(&ep.principal),
@@ -79,15 +134,8 @@ impl Engine {
                     _ => None,
                 };
                 let pod = match (raw.namespace, known) {
-                    (Some(ns), _) => Some((
-                        self.namespace_ids.get(ns).copied().unwrap_or(u32::MAX),
-                        Cow::Owned(
-                            raw.labels
-                                .map(|l| self.interner.lookup_labels(l))
-                                .unwrap_or_default(),
-                        ),
-                    )),
-                    (None, Some(ep)) => Some((ep.namespace, Cow::Borrowed(&ep.labels))),
+                    (Some(ns), _) => Some(self.described_pod(ns, raw.labels)),
+                    (None, Some(ep)) => Some(self.declared_pod(ep)),
                     (None, None) => None,
                 };
                 ResolvedSource {
@@ -105,44 +153,57 @@ impl Engine {
     pub(crate) fn source_egress<'a>(&'a self, src: &ResolvedSource<'a>) -> Cow<'a, [NpId]> {
         match (src.endpoint, &src.pod) {
             (Some(ep), _) => Cow::Borrowed(&ep.egress),
-            (None, Some((ns, labels))) if (*ns as usize) < self.network_by_ns.len() => {
-                Cow::Owned(self.isolating(*ns, labels).1)
+            (None, Some(pod)) if (pod.namespace as usize) < self.network_by_ns.len() => {
+                Cow::Owned(self.isolating(pod.namespace, &pod.labels).1)
             }
             _ => Cow::Borrowed(&[]),
         }
     }
 
+    /// The network layer: `Err` with the decision when it decides (a deny, or an allow to a
+    /// destination outside the mesh), else the destination endpoint for the next layers.
     fn check_network<'e>(
         &'e self,
         req: &Request<'_>,
         src: &ResolvedSource<'_>,
-    ) -> Option<Decision<'e>> {
+    ) -> Result<&'e Endpoint, Decision<'e>> {
         let (dst_ep, dst_ip) = match req.destination {
             Destination::Endpoint(id) => (Some(self.ep(id)), self.ep(id).ip),
             Destination::External(ip) => (self.endpoint_by_ip(ip).map(|id| self.ep(id)), Some(ip)),
         };
         let dst_peer = NetPeer {
-            pod: dst_ep.map(|e| (e.namespace, &e.labels)),
+            pod: dst_ep.map(|e| self.pod_view(e)),
             ip: dst_ip,
         };
         let named = |name: &str, proto: Protocol| dst_ep.and_then(|e| e.named_port(name, proto));
         let egress = self.source_egress(src);
-        if !egress.is_empty()
-            && !self.any_rule_allows(&egress, Direction::Egress, &dst_peer, req, &named)
-        {
-            return Some(self.network_deny(&egress, Direction::Egress, req));
+        let mut allowed_by = None;
+        if !egress.is_empty() {
+            allowed_by = self.any_rule_allows(&egress, Direction::Egress, &dst_peer, req, &named);
+            if allowed_by.is_none() {
+                return Err(self.network_deny(&egress, Direction::Egress, req));
+            }
         }
-        let dst = dst_ep?;
+        let Some(dst) = dst_ep.filter(|_| matches!(req.destination, Destination::Endpoint(_)))
+        else {
+            let d = Decision::new(true, Layer::Network, Reason::ExternalAllowed);
+            return Err(match allowed_by {
+                Some((id, rule)) => d.by(&self.network[id as usize].name, Some(rule)),
+                None => d,
+            });
+        };
         let src_peer = NetPeer {
-            pod: src.pod.as_ref().map(|(ns, l)| (*ns, l.as_ref())),
+            pod: src.pod.as_ref().map(SourcePod::view),
             ip: src.ip,
         };
         if !dst.ingress.is_empty()
-            && !self.any_rule_allows(&dst.ingress, Direction::Ingress, &src_peer, req, &named)
+            && self
+                .any_rule_allows(&dst.ingress, Direction::Ingress, &src_peer, req, &named)
+                .is_none()
         {
-            return Some(self.network_deny(&dst.ingress, Direction::Ingress, req));
+            return Err(self.network_deny(&dst.ingress, Direction::Ingress, req));
         }
-        None
+        Ok(dst)
     }
 
     pub(crate) fn any_rule_allows(
@@ -152,20 +213,17 @@ impl Engine {
         peer: &NetPeer<'_>,
         req: &Request<'_>,
         named: &dyn Fn(&str, Protocol) -> Option<u16>,
-    ) -> bool {
-        policies.iter().any(|&id| {
+    ) -> Option<(NpId, usize)> {
+        policies.iter().find_map(|&id| {
             let np = &self.network[id as usize];
-            np.rules(direction).unwrap_or_default().iter().any(|r| {
-                r.check(
-                    np.namespace,
-                    peer,
-                    &self.namespace_labels,
-                    req.protocol,
-                    req.port,
-                    named,
-                )
-                .is_ok()
-            })
+            let rules = np.rules(direction).unwrap_or_default();
+            rules
+                .iter()
+                .position(|r| {
+                    r.check(np.namespace, peer, req.protocol, req.port, named)
+                        .is_ok()
+                })
+                .map(|rule| (id, rule))
         })
     }
 

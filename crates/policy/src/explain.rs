@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::decision::{Decision, Direction, Layer};
 use crate::engine::{Endpoint, Engine};
-use crate::eval::ResolvedSource;
+use crate::eval::{ResolvedSource, SourcePod};
 use crate::network::{NetPeer, NpId, RuleMiss};
 use crate::request::{Destination, Request};
 
@@ -91,11 +91,11 @@ impl Engine {
         };
         let named = |name: &str, proto: Protocol| dst_ep.and_then(|e| e.named_port(name, proto));
         let dst_peer = NetPeer {
-            pod: dst_ep.map(|e| (e.namespace, &e.labels)),
+            pod: dst_ep.map(|e| self.pod_view(e)),
             ip: dst_ip,
         };
         let src_peer = NetPeer {
-            pod: src.pod.as_ref().map(|(ns, l)| (*ns, l.as_ref())),
+            pod: src.pod.as_ref().map(SourcePod::view),
             ip: src.ip,
         };
         let mut out = self.network_reports(
@@ -134,14 +134,7 @@ impl Engine {
                     .iter()
                     .enumerate()
                     .map(|(index, r)| {
-                        let res = r.check(
-                            np.namespace,
-                            peer,
-                            &self.namespace_labels,
-                            req.protocol,
-                            req.port,
-                            named,
-                        );
+                        let res = r.check(np.namespace, peer, req.protocol, req.port, named);
                         RuleReport {
                             index,
                             matched: res.is_ok(),

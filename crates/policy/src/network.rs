@@ -12,11 +12,22 @@ use crate::labels::{Interner, LabelSet, Selector};
 /// Index of a compiled NetworkPolicy.
 pub(crate) type NpId = u32;
 
+/// A pod as selectors see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PodView<'a> {
+    /// Namespace index (`u32::MAX` for a namespace the resources never mention).
+    pub(crate) namespace: u32,
+    /// The namespace's labels.
+    pub(crate) namespace_labels: &'a LabelSet,
+    /// The pod's labels.
+    pub(crate) labels: &'a LabelSet,
+}
+
 /// How a peer looks to the network layer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NetPeer<'a> {
-    /// Namespace index and labels, when the peer is a pod (declared or described).
-    pub(crate) pod: Option<(u32, &'a LabelSet)>,
+    /// Set when the peer is a pod (declared or described).
+    pub(crate) pod: Option<PodView<'a>>,
     /// The peer's address.
     pub(crate) ip: Option<IpAddr>,
 }
@@ -149,16 +160,12 @@ impl NpRule {
         &self,
         policy_ns: u32,
         peer: &NetPeer<'_>,
-        namespaces: &[LabelSet],
         protocol: Protocol,
         port: u16,
         named: &dyn Fn(&str, Protocol) -> Option<u16>,
     ) -> Result<(), RuleMiss> {
-        let peer_ok = self.peers.is_empty()
-            || self
-                .peers
-                .iter()
-                .any(|p| p.matches(policy_ns, peer, namespaces));
+        let peer_ok =
+            self.peers.is_empty() || self.peers.iter().any(|p| p.matches(policy_ns, peer));
         if !peer_ok {
             return Err(RuleMiss::Peer);
         }
@@ -202,21 +209,21 @@ impl NpPeer {
         })
     }
 
-    fn matches(&self, policy_ns: u32, peer: &NetPeer<'_>, namespaces: &[LabelSet]) -> bool {
+    fn matches(&self, policy_ns: u32, peer: &NetPeer<'_>) -> bool {
         match self {
             NpPeer::Addresses(set) => peer.ip.is_some_and(|ip| set.contains(ip)),
             NpPeer::Pods {
                 pods,
                 namespaces: ns_sel,
             } => {
-                let Some((ns, labels)) = peer.pod else {
+                let Some(pod) = peer.pod else {
                     return false;
                 };
                 let ns_ok = match ns_sel {
-                    None => ns == policy_ns,
-                    Some(sel) => sel.matches(&namespaces[ns as usize]),
+                    None => pod.namespace == policy_ns,
+                    Some(sel) => sel.matches(pod.namespace_labels),
                 };
-                ns_ok && pods.as_ref().is_none_or(|s| s.matches(labels))
+                ns_ok && pods.as_ref().is_none_or(|s| s.matches(pod.labels))
             }
         }
     }

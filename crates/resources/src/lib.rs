@@ -4,23 +4,33 @@
 //! Everything that decides traffic (the policy engine, the sidecar, the control plane)
 //! works on these typed values; nothing downstream parses text again.
 
+pub mod error;
+pub mod field;
 pub mod kinds;
+pub mod load;
 pub mod meta;
 pub mod selector;
+pub mod validate;
 
+#[cfg(test)]
+mod testutil;
+
+pub use error::{Diagnostic, DiagnosticKind, Diagnostics, LoadError};
+pub use field::{FieldError, FieldPath, Segment};
 pub use kinds::core::{
     Container, ContainerPort, Namespace, Pod, PodSpec, PodStatus, PortRef, Protocol, Service,
     ServicePort, ServiceSpec, Workload, WorkloadPort, WorkloadSpec,
 };
 pub use kinds::istio::{
     Action, AuthorizationPolicy, AuthorizationPolicySpec, Condition, MtlsMode, MutualTls,
-    Operation, PeerAuthentication, PeerAuthenticationSpec, PolicyTargetRef, Rule, RuleFrom,
-    RuleTo, Source,
+    Operation, PeerAuthentication, PeerAuthenticationSpec, PolicyTargetRef, Rule, RuleFrom, RuleTo,
+    Source,
 };
 pub use kinds::network::{
     EgressRule, IngressRule, IpBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort,
     NetworkPolicySpec, PolicyType,
 };
+pub use load::{Format, Loader, load_paths};
 pub use meta::{Labels, ObjectMeta};
 pub use selector::{LabelSelector, Operator, Requirement, WorkloadSelector};
 

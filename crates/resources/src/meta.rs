@@ -12,7 +12,10 @@ pub type Labels = BTreeMap<String, String>;
 ///
 /// Server-populated fields (`uid`, `resourceVersion`, …) are accepted so that
 /// `kubectl get -o yaml` output loads unchanged, and ignored.
-#[allow(dead_code, reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them")]
+#[allow(
+    dead_code,
+    reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them"
+)]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ObjectMeta {

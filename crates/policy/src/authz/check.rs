@@ -94,7 +94,7 @@ impl Matcher {
             Matcher::Path(s) => http.is_some_and(|h| s.matches(h.path)),
             Matcher::Header(name, s) => http
                 .and_then(|h| h.request.header(name))
-                .is_some_and(|v| s.matches_any_element(v, ',')),
+                .is_some_and(|v| s.matches(Some(v))),
             Matcher::Audience(s) => http
                 .and_then(|h| h.jwt)
                 .is_some_and(|j| j.aud.iter().any(|v| s.matches(Some(v)))),

@@ -91,7 +91,10 @@ impl fmt::Display for PortRef {
 }
 
 /// `v1/Namespace`.
-#[allow(dead_code, reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them")]
+#[allow(
+    dead_code,
+    reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Namespace {
@@ -143,7 +146,10 @@ pub struct Pod {
 }
 
 /// `Pod.spec`.
-#[allow(dead_code, reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them")]
+#[allow(
+    dead_code,
+    reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them"
+)]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PodSpec {
@@ -209,7 +215,10 @@ pub struct PodSpec {
 }
 
 /// A container; only its ports matter to policy.
-#[allow(dead_code, reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them")]
+#[allow(
+    dead_code,
+    reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them"
+)]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Container {
@@ -280,7 +289,10 @@ pub struct ContainerPort {
 }
 
 /// `Pod.status`; only the IPs matter.
-#[allow(dead_code, reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them")]
+#[allow(
+    dead_code,
+    reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them"
+)]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PodStatus {
@@ -389,7 +401,10 @@ pub struct RunSpec {
 }
 
 /// `v1/Service`.
-#[allow(dead_code, reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them")]
+#[allow(
+    dead_code,
+    reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them"
+)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Service {
@@ -407,7 +422,10 @@ pub struct Service {
 }
 
 /// `Service.spec`.
-#[allow(dead_code, reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them")]
+#[allow(
+    dead_code,
+    reason = "accepts fields Kubernetes writes so its manifests load unchanged; Bulkhead never reads them"
+)]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServiceSpec {

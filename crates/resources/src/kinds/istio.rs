@@ -1,8 +1,10 @@
 //! Istio security kinds: `AuthorizationPolicy` and `PeerAuthentication`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::Deserialize;
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::meta::ObjectMeta;
 use crate::selector::WorkloadSelector;
@@ -239,8 +241,48 @@ pub struct PeerAuthenticationSpec {
     #[serde(default)]
     pub mtls: Option<MutualTls>,
     /// Per target port overrides (selector policies only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "port_keys")]
     pub port_level_mtls: BTreeMap<u16, MutualTls>,
+}
+
+/// Reads `portLevelMtls` keys written as numbers (YAML) or as strings (JSON object keys
+/// are always strings, and Istio's JSON form writes `"8080"`).
+fn port_keys<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u16, MutualTls>, D::Error> {
+    let raw = BTreeMap::<PortKey, MutualTls>::deserialize(d)?;
+    Ok(raw.into_iter().map(|(k, v)| (k.0, v)).collect())
+}
+
+/// A port number used as a mapping key.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct PortKey(u16);
+
+impl<'de> Deserialize<'de> for PortKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = PortKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port number (0-65535)")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PortKey, E> {
+                u16::try_from(v)
+                    .map(PortKey)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortKey, E> {
+                u16::try_from(v)
+                    .map(PortKey)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PortKey, E> {
+                match v.parse::<u16>() {
+                    Ok(port) if v.bytes().all(|b| b.is_ascii_digit()) => Ok(PortKey(port)),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(KeyVisitor)
+    }
 }
 
 /// `mtls` block.

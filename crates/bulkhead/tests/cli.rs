@@ -1,0 +1,292 @@
+//! End-to-end tests of the `bulkhead` binary: the `policy eval` JSONL contract, `policy
+//! explain`, `policy check`, and the errors scripts rely on.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn bulkhead() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies")
+}
+
+fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bulkhead");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn records(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each output line is JSON"))
+        .collect()
+}
+
+#[test]
+fn eval_on_the_shop_example_gives_the_documented_decisions() {
+    let dir = example();
+    let out = bulkhead()
+        .args(["policy", "eval", "-f"])
+        .arg(&dir)
+        .arg("--queries")
+        .arg(dir.join("queries.jsonl"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<(String, String, String, Value)> = records(&out)
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["decision"].as_str().unwrap().to_owned(),
+                r["layer"].as_str().unwrap().to_owned(),
+                r["policy"].clone(),
+            )
+        })
+        .collect();
+    let expect = [
+        (
+            "web-lists-orders",
+            "allow",
+            "authorization",
+            "AuthorizationPolicy/api/orders",
+        ),
+        (
+            "web-reads-catalog-item",
+            "allow",
+            "authorization",
+            "AuthorizationPolicy/api/orders",
+        ),
+        (
+            "web-deletes-order",
+            "deny",
+            "authorization",
+            "AuthorizationPolicy/api/orders",
+        ),
+        (
+            "web-sneaks-into-admin",
+            "deny",
+            "authorization",
+            "AuthorizationPolicy/api/orders-admin-lockdown",
+        ),
+        (
+            "web-to-postgres",
+            "deny",
+            "network",
+            "NetworkPolicy/db/default-deny",
+        ),
+        (
+            "orders-to-postgres",
+            "allow",
+            "authorization",
+            "AuthorizationPolicy/db/postgres",
+        ),
+        (
+            "payments-to-postgres",
+            "deny",
+            "network",
+            "NetworkPolicy/db/default-deny",
+        ),
+        (
+            "orders-charges-card",
+            "allow",
+            "authorization",
+            "AuthorizationPolicy/api/payments",
+        ),
+        (
+            "prometheus-scrapes-orders",
+            "allow",
+            "authorization",
+            "AuthorizationPolicy/api/orders",
+        ),
+        ("payments-to-provider", "allow", "network", ""),
+        (
+            "payments-to-unknown-host",
+            "deny",
+            "network",
+            "NetworkPolicy/api/api-egress",
+        ),
+        (
+            "plaintext-scanner",
+            "deny",
+            "authentication",
+            "PeerAuthentication/bulkhead-system/default",
+        ),
+    ];
+    assert_eq!(got.len(), expect.len());
+    for ((id, decision, layer, policy), want) in got.iter().zip(expect) {
+        assert_eq!(
+            (id.as_str(), decision.as_str(), layer.as_str()),
+            (want.0, want.1, want.2)
+        );
+        if !want.3.is_empty() {
+            assert_eq!(policy, want.3, "policy of {id}");
+        }
+    }
+}
+
+#[test]
+fn eval_reads_stdin_and_echoes_ids_in_order() {
+    let dir = example();
+    let queries = concat!(
+        "{\"id\":7,\"from\":\"api/orders-5d2a\",\"to\":\"db/postgres-0\",\"port\":5432}\n",
+        "\n",
+        "{\"id\":\"b\",\"from\":\"frontend/web-7f9c\",\"to\":\"db/postgres-0\",\"port\":5432,\"protocol\":\"UDP\"}\n"
+    );
+    let out = run_with_stdin(
+        bulkhead()
+            .args(["policy", "eval", "--queries", "-", "-f"])
+            .arg(&dir),
+        queries,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = records(&out);
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0]["id"], 7);
+    assert_eq!(r[0]["decision"], "allow");
+    assert_eq!(r[1]["id"], "b");
+    assert_eq!(r[1]["decision"], "deny");
+    for rec in &r {
+        for key in ["id", "decision", "layer", "policy", "rule", "reason"] {
+            assert!(rec.get(key).is_some(), "record lacks `{key}`: {rec}");
+        }
+    }
+}
+
+#[test]
+fn eval_rejects_a_bad_query_naming_the_line() {
+    let dir = example();
+    let queries = "{\"id\":1,\"from\":\"api/orders-5d2a\",\"to\":\"db/postgres-0\",\"port\":5432}\n{\"id\":2,\"from\":\"nope/missing\",\"to\":\"db/postgres-0\",\"port\":5432}\n";
+    let out = run_with_stdin(
+        bulkhead()
+            .args(["policy", "eval", "--queries", "-", "-f"])
+            .arg(&dir),
+        queries,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2"), "{err}");
+    assert!(err.contains("nope/missing"), "{err}");
+}
+
+#[test]
+fn eval_rejects_invalid_resources_before_any_decision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x, namespace: a}\nspec:\n  podSelector: {}\n  ingres: []\n",
+    )
+    .unwrap();
+    let out = run_with_stdin(
+        bulkhead()
+            .args(["policy", "eval", "--queries", "-", "-f"])
+            .arg(&file),
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml"), "{err}");
+    assert!(err.contains("ingres"), "{err}");
+}
+
+#[test]
+fn explain_names_the_deciding_policy_and_every_considered_rule() {
+    let dir = example();
+    let out = bulkhead()
+        .args(["policy", "explain", "-f"])
+        .arg(&dir)
+        .args([
+            "--from",
+            "frontend/web-7f9c",
+            "--to",
+            "api/orders-5d2a",
+            "--port",
+            "8080",
+            "--method",
+            "DELETE",
+            "--path",
+            "/api/orders/7",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("decision: DENY"), "{text}");
+    assert!(text.contains("AuthorizationPolicy/api/orders"), "{text}");
+    assert!(text.contains("NetworkPolicy/api/api-ingress"), "{text}");
+    assert!(text.contains("rule 0"), "{text}");
+
+    let out = bulkhead()
+        .args(["policy", "explain", "-o", "json", "-f"])
+        .arg(&dir)
+        .args([
+            "--from",
+            "frontend/web-7f9c",
+            "--to",
+            "db/postgres-0",
+            "--port",
+            "5432",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], "deny");
+    assert_eq!(v["layer"], "network");
+    let policies = v["policies"].as_array().unwrap();
+    assert!(
+        policies
+            .iter()
+            .any(|p| p["policy"] == "NetworkPolicy/db/postgres-ingress" && p["matched"] == false)
+    );
+}
+
+#[test]
+fn check_reports_counts_and_exit_codes() {
+    let out = bulkhead()
+        .args(["policy", "check", "-f"])
+        .arg(example())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("5 endpoints"), "{text}");
+    assert!(text.contains("5 NetworkPolicies"), "{text}");
+
+    let out = bulkhead()
+        .args(["policy", "check", "-f", "/nonexistent/bulkhead-test-path"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/bulkhead-test-path"));
+}
