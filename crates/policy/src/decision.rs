@@ -24,6 +24,15 @@ impl Layer {
             Layer::Authorization => "authorization",
         }
     }
+
+    /// Evaluation order: network, then authentication, then authorization.
+    pub fn rank(self) -> u8 {
+        match self {
+            Layer::Network => 0,
+            Layer::Authentication => 1,
+            Layer::Authorization => 2,
+        }
+    }
 }
 
 /// Traffic direction at the network layer.

@@ -262,7 +262,11 @@ impl fmt::Display for Explanation<'_> {
         }
         writeln!(f, "\npolicies considered:")?;
         for p in &self.policies {
-            let verdict = if p.matched { "matched" } else { "no match" };
+            let verdict = match (p.matched, !d.allowed && p.layer.rank() > d.layer.rank()) {
+                (_, true) => "not reached (an earlier layer denied)",
+                (true, false) => "matched",
+                (false, false) => "no match",
+            };
             writeln!(
                 f,
                 "  [{}] {} ({}): {verdict}",
