@@ -18,7 +18,7 @@ pub(crate) enum PolicyCommand {
     /// Decide a stream of JSONL queries against a set of resources (one decision per line).
     Eval(EvalArgs),
     /// Decide one query and explain every policy that took part.
-    Explain(ExplainArgs),
+    Explain(Box<ExplainArgs>),
     /// Validate and compile resources; report what was loaded.
     Check(ResourceArgs),
 }
@@ -120,7 +120,7 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 pub(crate) fn run(cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
         PolicyCommand::Eval(args) => eval(args),
-        PolicyCommand::Explain(args) => explain(args),
+        PolicyCommand::Explain(args) => explain(*args),
         PolicyCommand::Check(args) => check(args),
     }
 }

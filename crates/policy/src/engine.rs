@@ -187,7 +187,7 @@ impl Engine {
 
     fn compile_policies(&mut self, resources: &ResourceSet) -> Result<(), PolicyError> {
         let mut nps: Vec<_> = resources.network_policies.iter().collect();
-        nps.sort_by(|a, b| ns_name(&a.metadata).cmp(&ns_name(&b.metadata)));
+        nps.sort_by_cached_key(|p| ns_name(&p.metadata));
         for np in nps {
             let ns = self.namespace_id(np.metadata.namespace_or_default());
             let compiled = CompiledNetworkPolicy::compile(np, ns, &mut self.interner)?;
@@ -195,14 +195,14 @@ impl Engine {
             self.network.push(compiled);
         }
         let mut pas: Vec<_> = resources.peer_authentications.iter().collect();
-        pas.sort_by(|a, b| ns_name(&a.metadata).cmp(&ns_name(&b.metadata)));
+        pas.sort_by_cached_key(|p| ns_name(&p.metadata));
         for pa in pas {
             let ns = self.namespace_id(pa.metadata.namespace_or_default());
             self.authn
                 .push(CompiledPeerAuthn::compile(pa, ns, &mut self.interner));
         }
         let mut aps: Vec<_> = resources.authorization_policies.iter().collect();
-        aps.sort_by(|a, b| ns_name(&a.metadata).cmp(&ns_name(&b.metadata)));
+        aps.sort_by_cached_key(|p| ns_name(&p.metadata));
         for ap in aps {
             let ns_name = ap.metadata.namespace_or_default();
             let ns = self.namespace_id(ns_name);

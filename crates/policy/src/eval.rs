@@ -26,6 +26,14 @@ pub(crate) struct ResolvedSource<'a> {
     pub(crate) principal: Option<&'a str>,
 }
 
+/// What the network layer hands on.
+enum NetworkOutcome<'e> {
+    /// Allowed so far; the destination endpoint for the next layers.
+    Continue(&'e Endpoint),
+    /// The network layer decided.
+    Decided(Decision<'e>),
+}
+
 /// A source pod's namespace and labels; owned when described only by a query.
 pub(crate) struct SourcePod<'a> {
     pub(crate) namespace: u32,
@@ -91,8 +99,8 @@ impl Engine {
     pub fn evaluate<'e>(&'e self, req: &Request<'_>) -> Decision<'e> {
         let src = self.resolve_source(req);
         let dst = match self.check_network(req, &src) {
-            Ok(dst) => dst,
-            Err(decided) => return decided,
+            NetworkOutcome::Continue(dst) => dst,
+            NetworkOutcome::Decided(decision) => return decision,
         };
         let (mode, mode_policy) = dst.mtls.mode(req.port);
         let principal = match mode {
@@ -160,13 +168,13 @@ impl Engine {
         }
     }
 
-    /// The network layer: `Err` with the decision when it decides (a deny, or an allow to a
-    /// destination outside the mesh), else the destination endpoint for the next layers.
+    /// The network layer: the decision when it decides (a deny, or an allow to a destination
+    /// outside the mesh), else the destination endpoint for the next layers.
     fn check_network<'e>(
         &'e self,
         req: &Request<'_>,
         src: &ResolvedSource<'_>,
-    ) -> Result<&'e Endpoint, Decision<'e>> {
+    ) -> NetworkOutcome<'e> {
         let (dst_ep, dst_ip) = match req.destination {
             Destination::Endpoint(id) => (Some(self.ep(id)), self.ep(id).ip),
             Destination::External(ip) => (self.endpoint_by_ip(ip).map(|id| self.ep(id)), Some(ip)),
@@ -181,13 +189,13 @@ impl Engine {
         if !egress.is_empty() {
             allowed_by = self.any_rule_allows(&egress, Direction::Egress, &dst_peer, req, &named);
             if allowed_by.is_none() {
-                return Err(self.network_deny(&egress, Direction::Egress, req));
+                return NetworkOutcome::Decided(self.network_deny(&egress, Direction::Egress, req));
             }
         }
         let Some(dst) = dst_ep.filter(|_| matches!(req.destination, Destination::Endpoint(_)))
         else {
             let d = Decision::new(true, Layer::Network, Reason::ExternalAllowed);
-            return Err(match allowed_by {
+            return NetworkOutcome::Decided(match allowed_by {
                 Some((id, rule)) => d.by(&self.network[id as usize].name, Some(rule)),
                 None => d,
             });
@@ -201,9 +209,13 @@ impl Engine {
                 .any_rule_allows(&dst.ingress, Direction::Ingress, &src_peer, req, &named)
                 .is_none()
         {
-            return Err(self.network_deny(&dst.ingress, Direction::Ingress, req));
+            return NetworkOutcome::Decided(self.network_deny(
+                &dst.ingress,
+                Direction::Ingress,
+                req,
+            ));
         }
-        Ok(dst)
+        NetworkOutcome::Continue(dst)
     }
 
     pub(crate) fn any_rule_allows(
