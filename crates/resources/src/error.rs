@@ -117,6 +117,16 @@ impl Diagnostics {
         self.omitted
     }
 
+    /// True when further diagnostics will only be counted.
+    pub(crate) fn is_full(&self) -> bool {
+        self.items.len() >= MAX_DIAGNOSTICS
+    }
+
+    /// Counts a diagnostic that would not be kept anyway, without building it.
+    pub(crate) fn count_omitted(&mut self) {
+        self.omitted += 1;
+    }
+
     /// Adds one diagnostic, or counts it when the cap is reached.
     pub(crate) fn push(&mut self, diagnostic: Diagnostic) {
         if self.items.len() < MAX_DIAGNOSTICS {

@@ -16,7 +16,7 @@ pub mod validate;
 mod testutil;
 
 pub use error::{Diagnostic, DiagnosticKind, Diagnostics, LoadError};
-pub use field::{FieldError, FieldPath, Segment};
+pub use field::{FieldError, FieldPath};
 pub use kinds::core::{
     Container, ContainerPort, Namespace, Pod, PodSpec, PodStatus, PortRef, Protocol, Service,
     ServicePort, ServiceSpec, Workload, WorkloadPort, WorkloadSpec,

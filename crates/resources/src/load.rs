@@ -1,8 +1,19 @@
 //! The strict loader: YAML/JSON files and strings in, a validated [`ResourceSet`] out.
 //!
 //! A batch is all-or-nothing: [`Loader::finish`] returns every resource or every problem
-//! (up to [`crate::error::MAX_DIAGNOSTICS`]), never a partial set. Each problem names the
-//! file, the document, the line, the object and the field; see [`Diagnostic`].
+//! (up to [`crate::error::MAX_DIAGNOSTICS`]), never a partial set. Each problem is one
+//! line naming the file, the document (1-based, counted as the YAML parser counts them:
+//! empty and comments-only documents are skipped but keep their number; each element of a
+//! top-level JSON array is a document), the line (of the offending field when known, else
+//! of the document), the object, the field path and what was expected:
+//!
+//! ```text
+//! policies.yaml: document 3 (line 20): NetworkPolicy/shop/web: spec.ingress[0].ports[0].endPort: endPort (70) must not be less than port (80)
+//! policies.yaml: document 1 (line 5): AuthorizationPolicy/shop/api: spec.action: unknown variant `FOO`, expected one of `ALLOW`, `DENY`, `AUDIT`, `CUSTOM`
+//! ```
+//!
+//! Parts that are not known are left out (no object name when `metadata.name` is missing,
+//! no field for a YAML syntax error). See [`Diagnostic`].
 
 mod decode;
 mod kinds;

@@ -333,8 +333,8 @@ fn nodes(value: &Value, at: &FieldPath, out: &mut Vec<FieldPath>) {
 fn node_mut<'v>(mut value: &'v mut Value, path: &FieldPath) -> &'v mut Value {
     for segment in path.segments() {
         value = match segment {
-            bulkhead_resources::Segment::Key(k) => value.get_mut(k.as_str()).unwrap(),
-            bulkhead_resources::Segment::Index(i) => value.get_mut(*i).unwrap(),
+            bulkhead_resources::field::Segment::Key(k) => value.get_mut(k.as_str()).unwrap(),
+            bulkhead_resources::field::Segment::Index(i) => value.get_mut(*i).unwrap(),
         };
     }
     value

@@ -37,9 +37,19 @@ pub(crate) fn decode_document(
     out: &mut Vec<Decoded>,
     diags: &mut Diagnostics,
 ) {
-    let value = match parse_value(origin, doc) {
+    let value = match parse_value(doc) {
         Ok(value) => value,
-        Err(diagnostic) => return diags.push(diagnostic),
+        Err((line, message)) => {
+            return diags.push(Diagnostic {
+                kind: DiagnosticKind::Syntax,
+                origin: origin.to_owned(),
+                document: Some(doc.index),
+                line: Some(line.unwrap_or(doc.start_line)),
+                object: None,
+                field: None,
+                message,
+            });
+        }
     };
     let mut ctx = Ctx {
         origin,
@@ -51,28 +61,18 @@ pub(crate) fn decode_document(
     ctx.node(&value, &FieldPath::root(), None);
 }
 
-fn parse_value(origin: &str, doc: &Document<'_>) -> Result<Value, Diagnostic> {
-    let parsed = match doc.syntax {
+/// The document as a YAML value, or the syntax error: its file line (when the parser
+/// knows it) and message.
+fn parse_value(doc: &Document<'_>) -> Result<Value, (Option<usize>, String)> {
+    let mut value = match doc.syntax {
         Syntax::Yaml => serde_norway::from_str::<Value>(doc.text).map_err(|e| yaml_error(&e, doc)),
         Syntax::Json => serde_json::from_str::<Value>(doc.text).map_err(|e| {
             let line = (e.line() > 0).then(|| doc.first_line + e.line() - 1);
             (line, json_message(&e))
         }),
-    };
-    let syntax_error = |(line, message): (Option<usize>, String)| Diagnostic {
-        kind: DiagnosticKind::Syntax,
-        origin: origin.to_owned(),
-        document: Some(doc.index),
-        line: Some(line.unwrap_or(doc.start_line)),
-        object: None,
-        field: None,
-        message,
-    };
-    let mut value = parsed.map_err(syntax_error)?;
+    }?;
     // YAML merge keys (`<<: *base`) are part of the YAML that people write by hand.
-    value
-        .apply_merge()
-        .map_err(|e| syntax_error((None, e.to_string())))?;
+    value.apply_merge().map_err(|e| (None, e.to_string()))?;
     Ok(value)
 }
 
@@ -128,6 +128,10 @@ struct Ctx<'a, 'd> {
 
 impl Ctx<'_, '_> {
     fn report(&mut self, kind: DiagnosticKind, object: Option<String>, err: FieldError) {
+        // Locating a field re-reads the document; not worth it for a diagnostic past the cap.
+        if self.diags.is_full() {
+            return self.diags.count_omitted();
+        }
         let line = line_of(self.doc, self.value, &err.path).unwrap_or(self.doc.start_line);
         self.diags.push(Diagnostic {
             kind,

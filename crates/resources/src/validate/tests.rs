@@ -176,7 +176,7 @@ fn peer_must_set_exactly_one_kind_of_selection() {
 }
 
 #[test]
-fn selector_operators_and_keys() {
+fn selector_operators_need_values_or_none() {
     let sel = |s: &str| network_policy(&format!("  podSelector:\n{s}"));
     let in_empty = sel("    matchExpressions:\n    - key: app\n      operator: In\n");
     let field = "spec.podSelector.matchExpressions[0].values";
@@ -207,6 +207,11 @@ fn selector_operators_and_keys() {
         field,
         "operator DoesNotExist takes no values",
     );
+}
+
+#[test]
+fn selector_keys_and_nested_selectors() {
+    let sel = |s: &str| network_policy(&format!("  podSelector:\n{s}"));
     let empty_key = sel("    matchExpressions:\n    - {key: '', operator: Exists}\n");
     invalid(
         &empty_key,
