@@ -1,0 +1,7 @@
+//! Workload identity for Bulkhead: SPIFFE IDs, the certificate authority, X.509-SVIDs,
+//! trust bundles, rustls verifiers that enforce the SVID rules, automatic rotation and
+//! join tokens.
+
+pub mod spiffe;
+
+pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain};
