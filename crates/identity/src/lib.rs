@@ -2,6 +2,8 @@
 //! trust bundles, rustls verifiers that enforce the SVID rules, automatic rotation and
 //! join tokens.
 
+pub mod bundle;
 pub mod spiffe;
 
+pub use bundle::{BundleError, TrustBundle};
 pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain};
