@@ -26,6 +26,28 @@ pub(crate) struct ResolvedSource<'a> {
     pub(crate) principal: Option<&'a str>,
 }
 
+/// The peers of one connection as the network layer sees them.
+pub(crate) struct NetView<'e, 's> {
+    /// The endpoint that owns the destination address (its named ports resolve `port: name`).
+    pub(crate) dst: Option<&'e Endpoint>,
+    /// The destination is a declared endpoint (so its ingress and later layers apply).
+    internal: bool,
+    pub(crate) dst_peer: NetPeer<'e>,
+    pub(crate) src_peer: NetPeer<'s>,
+}
+
+impl<'e> NetView<'e, '_> {
+    /// The destination endpoint when the connection stays inside the mesh.
+    pub(crate) fn internal_destination(&self) -> Option<&'e Endpoint> {
+        self.dst.filter(|_| self.internal)
+    }
+
+    /// The destination's port number behind a named port.
+    pub(crate) fn named_port(&self, name: &str, protocol: Protocol) -> Option<u16> {
+        self.dst.and_then(|e| e.named_port(name, protocol))
+    }
+}
+
 /// What the network layer hands on.
 enum NetworkOutcome<'e> {
     /// Allowed so far; the destination endpoint for the next layers.
@@ -175,15 +197,9 @@ impl Engine {
         req: &Request<'_>,
         src: &ResolvedSource<'_>,
     ) -> NetworkOutcome<'e> {
-        let (dst_ep, dst_ip) = match req.destination {
-            Destination::Endpoint(id) => (Some(self.ep(id)), self.ep(id).ip),
-            Destination::External(ip) => (self.endpoint_by_ip(ip).map(|id| self.ep(id)), Some(ip)),
-        };
-        let dst_peer = NetPeer {
-            pod: dst_ep.map(|e| self.pod_view(e)),
-            ip: dst_ip,
-        };
-        let named = |name: &str, proto: Protocol| dst_ep.and_then(|e| e.named_port(name, proto));
+        let view = self.net_view(req, src);
+        let (dst_peer, src_peer) = (view.dst_peer, view.src_peer);
+        let named = |name: &str, proto: Protocol| view.named_port(name, proto);
         let egress = self.source_egress(src);
         let mut allowed_by = None;
         if !egress.is_empty() {
@@ -192,17 +208,12 @@ impl Engine {
                 return NetworkOutcome::Decided(self.network_deny(&egress, Direction::Egress, req));
             }
         }
-        let Some(dst) = dst_ep.filter(|_| matches!(req.destination, Destination::Endpoint(_)))
-        else {
+        let Some(dst) = view.internal_destination() else {
             let d = Decision::new(true, Layer::Network, Reason::ExternalAllowed);
             return NetworkOutcome::Decided(match allowed_by {
                 Some((id, rule)) => d.by(&self.network[id as usize].name, Some(rule)),
                 None => d,
             });
-        };
-        let src_peer = NetPeer {
-            pod: src.pod.as_ref().map(SourcePod::view),
-            ip: src.ip,
         };
         if !dst.ingress.is_empty()
             && self
@@ -216,6 +227,30 @@ impl Engine {
             ));
         }
         NetworkOutcome::Continue(dst)
+    }
+
+    /// Both peers as the network layer sees them.
+    pub(crate) fn net_view<'e, 's>(
+        &'e self,
+        req: &Request<'_>,
+        src: &'s ResolvedSource<'_>,
+    ) -> NetView<'e, 's> {
+        let (dst, dst_ip) = match req.destination {
+            Destination::Endpoint(id) => (Some(self.ep(id)), self.ep(id).ip),
+            Destination::External(ip) => (self.endpoint_by_ip(ip).map(|id| self.ep(id)), Some(ip)),
+        };
+        NetView {
+            dst,
+            internal: matches!(req.destination, Destination::Endpoint(_)),
+            dst_peer: NetPeer {
+                pod: dst.map(|e| self.pod_view(e)),
+                ip: dst_ip,
+            },
+            src_peer: NetPeer {
+                pod: src.pod.as_ref().map(SourcePod::view),
+                ip: src.ip,
+            },
+        }
     }
 
     pub(crate) fn any_rule_allows(

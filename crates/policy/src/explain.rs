@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::decision::{Decision, Direction, Layer};
 use crate::engine::{Endpoint, Engine};
-use crate::eval::{ResolvedSource, SourcePod};
+use crate::eval::ResolvedSource;
 use crate::network::{NetPeer, NpId, RuleMiss};
 use crate::request::{Destination, Request};
 
@@ -81,35 +81,20 @@ impl Engine {
         req: &Request<'_>,
         src: &ResolvedSource<'_>,
     ) -> Vec<PolicyReport<'e>> {
-        let dst_ep = match req.destination {
-            Destination::Endpoint(id) => Some(self.ep(id)),
-            Destination::External(ip) => self.endpoint_by_ip(ip).map(|id| self.ep(id)),
-        };
-        let dst_ip = match req.destination {
-            Destination::Endpoint(_) => dst_ep.and_then(|e| e.ip),
-            Destination::External(ip) => Some(ip),
-        };
-        let named = |name: &str, proto: Protocol| dst_ep.and_then(|e| e.named_port(name, proto));
-        let dst_peer = NetPeer {
-            pod: dst_ep.map(|e| self.pod_view(e)),
-            ip: dst_ip,
-        };
-        let src_peer = NetPeer {
-            pod: src.pod.as_ref().map(SourcePod::view),
-            ip: src.ip,
-        };
+        let view = self.net_view(req, src);
+        let named = |name: &str, proto: Protocol| view.named_port(name, proto);
         let mut out = self.network_reports(
             &self.source_egress(src),
             Direction::Egress,
-            &dst_peer,
+            &view.dst_peer,
             req,
             &named,
         );
-        if let Some(dst) = dst_ep.filter(|_| matches!(req.destination, Destination::Endpoint(_))) {
+        if let Some(dst) = view.internal_destination() {
             out.extend(self.network_reports(
                 &dst.ingress,
                 Direction::Ingress,
-                &src_peer,
+                &view.src_peer,
                 req,
                 &named,
             ));
