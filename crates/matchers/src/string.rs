@@ -9,6 +9,9 @@
 
 use std::collections::HashSet;
 
+/// Up to this many exact values are compared one by one instead of hashed.
+const FEW_EXACT: usize = 8;
+
 /// Longest value lower-cased on the stack for a case-insensitive exact lookup;
 /// longer values (rare: header values past this size) fall back to the heap.
 const STACK_LOWERCASE_MAX: usize = 256;
@@ -125,11 +128,14 @@ fn has_suffix(value: &str, suffix: &str, ignore_case: bool) -> bool {
 /// Many Istio string patterns compiled together; matches when any pattern does.
 ///
 /// Exact values go in a hash set so large lists (principals, hosts) cost one
-/// lookup; prefixes and suffixes are kept in vectors with patterns implied by
+/// lookup, except for short lists, where comparing a few strings beats hashing
+/// the value; prefixes and suffixes are kept in vectors with patterns implied by
 /// a shorter one removed, since policies rarely carry more than a handful.
 #[derive(Debug, Clone, Default)]
 pub struct StringSet {
     exact: HashSet<Box<str>>,
+    /// The exact values instead of `exact` when there are at most `FEW_EXACT`.
+    few: Vec<Box<str>>,
     prefixes: Vec<Box<str>>,
     suffixes: Vec<Box<str>>,
     presence: bool,
@@ -167,6 +173,9 @@ impl StringSet {
 
     /// Drops prefixes and suffixes implied by shorter ones, so matching scans less.
     pub(crate) fn finish(&mut self) {
+        if self.exact.len() <= FEW_EXACT {
+            self.few = self.exact.drain().collect();
+        }
         prune(&mut self.prefixes, |long, short| long.starts_with(short));
         prune(&mut self.suffixes, |long, short| long.ends_with(short));
     }
@@ -190,32 +199,30 @@ impl StringSet {
             || self.suffixes.iter().any(|s| has_suffix(value, s, ic))
     }
 
-    /// Header-value matching: the whole value or any `sep`-separated element
-    /// (not trimmed) matches, as Istio's `^v$|^v,.*|.*,v,.*|.*,v$` regex does.
-    pub fn matches_any_element(&self, value: &str, sep: char) -> bool {
-        if self.matches(Some(value)) {
-            return true;
+    fn has_exact(&self, value: &str) -> bool {
+        if self.few.is_empty() {
+            self.exact.contains(value)
+        } else {
+            self.few.iter().any(|e| **e == *value)
         }
-        // A value without `sep` has one element, the value itself: already tried.
-        value.contains(sep) && value.split(sep).any(|e| self.matches(Some(e)))
     }
 
     fn contains_exact(&self, value: &str) -> bool {
-        if self.exact.is_empty() {
+        if self.exact.is_empty() && self.few.is_empty() {
             return false;
         }
         if !self.ignore_case || !value.bytes().any(|b| b.is_ascii_uppercase()) {
-            return self.exact.contains(value);
+            return self.has_exact(value);
         }
         if value.len() > STACK_LOWERCASE_MAX {
-            return self.exact.contains(value.to_ascii_lowercase().as_str());
+            return self.has_exact(&value.to_ascii_lowercase());
         }
         let mut buf = [0u8; STACK_LOWERCASE_MAX];
         let lower = &mut buf[..value.len()];
         lower.copy_from_slice(value.as_bytes());
         lower.make_ascii_lowercase();
         // Lower-casing ASCII bytes keeps UTF-8 valid, so this never fails.
-        std::str::from_utf8(lower).is_ok_and(|s| self.exact.contains(s))
+        std::str::from_utf8(lower).is_ok_and(|s| self.has_exact(s))
     }
 }
 

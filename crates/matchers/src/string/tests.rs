@@ -160,23 +160,6 @@ fn set_ignore_case_exact_lookup_short_and_long() {
     assert!(!set.matches(Some("example.org")));
 }
 
-#[test]
-fn header_elements() {
-    let set = StringSet::new(["b"], false);
-    assert!(set.matches_any_element("b", ','));
-    assert!(set.matches_any_element("a,b", ','));
-    assert!(set.matches_any_element("b,a", ','));
-    assert!(set.matches_any_element("a,b,c", ','));
-    // No whitespace trimming, as in Istio's regex.
-    assert!(!set.matches_any_element("a, b", ','));
-    assert!(!set.matches_any_element("ab,bc", ','));
-    assert!(!set.matches_any_element("", ','));
-
-    let prefix = StringSet::new(["ab*"], false);
-    assert!(prefix.matches_any_element("x,abc", ','));
-    assert!(!prefix.matches_any_element("x,a,b", ','));
-}
-
 fn reference(pattern: &str, ignore_case: bool, value: Option<&str>) -> bool {
     let Some(value) = value else {
         return false;
@@ -218,7 +201,7 @@ proptest! {
 
     #[test]
     fn set_is_any_of_its_matches(
-        ps in proptest::collection::vec(pattern_strategy(), 0..6),
+        ps in proptest::collection::vec(pattern_strategy(), 0..20),
         ic in any::<bool>(),
         v in value_strategy(),
     ) {
@@ -226,18 +209,5 @@ proptest! {
         let any = ps.iter().any(|p| StringMatch::parse(p, ic).matches(v.as_deref()));
         prop_assert_eq!(set.matches(v.as_deref()), any);
         prop_assert_eq!(set.is_empty(), ps.is_empty());
-    }
-
-    #[test]
-    fn elements_agree_with_reference(
-        ps in proptest::collection::vec(pattern_strategy(), 0..4),
-        ic in any::<bool>(),
-        v in "[aAb*,\u{e9}]{0,9}",
-    ) {
-        let set = StringSet::new(ps.iter().map(String::as_str), ic);
-        let any = ps.iter().any(|p| {
-            reference(p, ic, Some(&v)) || v.split(',').any(|e| reference(p, ic, Some(e)))
-        });
-        prop_assert_eq!(set.matches_any_element(&v, ','), any);
     }
 }
