@@ -1,6 +1,7 @@
 //! Command-line front end of Bulkhead: flag parsing and output formatting only; the work
 //! happens in the library crates.
 
+mod cert;
 mod policy;
 
 use std::process::ExitCode;
@@ -20,6 +21,9 @@ enum Command {
     /// Evaluate, explain and check NetworkPolicy / AuthorizationPolicy / PeerAuthentication.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Create a CA, issue and inspect X.509-SVIDs, and manage the trust bundle.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
 }
 
 /// Entry point used by the `bulkhead` binary.
@@ -27,6 +31,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Cert(cmd) => cert::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -3,7 +3,12 @@
 //! join tokens.
 
 pub mod bundle;
+pub mod ca;
+pub mod rotation;
 pub mod spiffe;
+pub mod svid;
+pub mod token;
+pub mod verify;
 
 pub use bundle::{BundleError, TrustBundle};
 pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain};
