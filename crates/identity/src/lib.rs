@@ -9,6 +9,7 @@ pub mod spiffe;
 pub mod svid;
 pub mod token;
 pub mod verify;
+mod x509;
 
 pub use bundle::{BundleError, TrustBundle};
 pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain};

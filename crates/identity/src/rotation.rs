@@ -31,8 +31,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::spiffe::SpiffeId;
-use crate::svid::{SvidError, SvidInfo, format_time, inspect_leaf};
+use crate::svid::{SvidError, SvidInfo, inspect_leaf};
 use crate::verify::provider;
+use crate::x509::rfc3339 as format_time;
 
 mod renew;
 

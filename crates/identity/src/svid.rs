@@ -6,17 +6,14 @@
 //! enforces exactly those rules and reports the first one broken; path validation and
 //! the trust domain are [`crate::verify`]'s job.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use rustls_pki_types::CertificateDer;
+
+use crate::x509::{hex, key_type, system_time};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
-use x509_parser::oid_registry::{
-    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
-    OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519,
-};
 use x509_parser::prelude::FromDer;
-use x509_parser::time::ASN1Time;
 
 use crate::spiffe::{SpiffeId, SpiffeIdError};
 
@@ -87,9 +84,9 @@ pub fn inspect_leaf(der: &CertificateDer<'_>) -> Result<SvidInfo, SvidError> {
         serial: hex(cert.raw_serial()),
         issuer: cert.issuer().to_string(),
         subject: cert.subject().to_string(),
-        not_before: system_time(validity.not_before),
-        not_after: system_time(validity.not_after),
-        key_type: key_type(&cert),
+        not_before: system_time(validity.not_before.timestamp()),
+        not_after: system_time(validity.not_after.timestamp()),
+        key_type: key_type(cert.public_key()),
     })
 }
 
@@ -176,62 +173,6 @@ fn check_leaf_constraints(cert: &X509Certificate<'_>) -> Result<(), SvidError> {
         }
     }
     Ok(())
-}
-
-/// A readable name for the subject public key's type.
-fn key_type(cert: &X509Certificate<'_>) -> String {
-    let spki = cert.public_key();
-    let alg = &spki.algorithm.algorithm;
-    if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.as_oid().ok());
-        return match curve {
-            Some(c) if c == OID_EC_P256 => "ECDSA P-256".into(),
-            Some(c) if c == OID_NIST_EC_P384 => "ECDSA P-384".into(),
-            Some(c) if c == OID_NIST_EC_P521 => "ECDSA P-521".into(),
-            Some(c) => format!("ECDSA (curve {c})"),
-            None => "ECDSA (unknown curve)".into(),
-        };
-    }
-    if *alg == OID_PKCS1_RSAENCRYPTION {
-        return match spki.parsed() {
-            Ok(key) => format!("RSA {}", key.key_size()),
-            Err(_) => "RSA".into(),
-        };
-    }
-    if *alg == OID_SIG_ED25519 {
-        return "Ed25519".into();
-    }
-    format!("unknown ({alg})")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn system_time(t: ASN1Time) -> SystemTime {
-    let secs = t.timestamp();
-    match u64::try_from(secs) {
-        Ok(s) => UNIX_EPOCH + Duration::from_secs(s),
-        Err(_) => UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()),
-    }
-}
-
-/// `2025-01-31T12:00:00Z`, for messages and logs (UTC, whole seconds).
-pub(crate) fn format_time(t: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    )
 }
 
 #[cfg(test)]

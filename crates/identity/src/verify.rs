@@ -21,7 +21,8 @@ use webpki::{ExtendedKeyUsageValidator, KeyPurposeIdIter};
 
 use crate::bundle::TrustBundle;
 use crate::spiffe::{SpiffeId, TrustDomain};
-use crate::svid::{self, SvidError, format_time};
+use crate::svid::{self, SvidError};
+use crate::x509::rfc3339 as format_time;
 
 mod tls;
 

@@ -6,7 +6,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::{Current, RotationError, Signer, SvidSource, SvidState};
-use crate::svid::format_time;
+use crate::x509::rfc3339 as format_time;
 
 /// When to renew and how to retry.
 #[derive(Debug, Clone, PartialEq)]
