@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use bulkhead_resources::{Action, Labels, Protocol, ResourceSet};
+use bulkhead_resources::{Action, Labels, MtlsMode, Protocol, ResourceSet};
 
 use crate::PolicyError;
 use crate::authn::{CompiledPeerAuthn, ResolvedMtls};
@@ -144,6 +144,14 @@ impl Engine {
     /// The mTLS principal of an endpoint (`td/ns/x/sa/y`).
     pub fn endpoint_principal(&self, id: EndpointId) -> &str {
         &self.endpoints[id.0 as usize].principal
+    }
+
+    /// The effective mutual TLS mode of an endpoint's port and the PeerAuthentication that
+    /// set it (`None`: the built-in PERMISSIVE default). The sidecar uses it to decide
+    /// whether an inbound port also accepts plaintext.
+    pub fn mtls_mode(&self, id: EndpointId, port: u16) -> (MtlsMode, Option<&str>) {
+        let (mode, by) = self.ep(id).mtls.mode(port);
+        (mode, by.map(|i| self.authn[i as usize].name.as_str()))
     }
 
     /// Number of compiled policies of each layer: (network, authentication, authorization).
