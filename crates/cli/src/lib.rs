@@ -3,6 +3,7 @@
 
 mod cert;
 mod policy;
+mod proxy;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ enum Command {
     /// Create a CA, issue and inspect X.509-SVIDs, and manage the trust bundle.
     #[command(subcommand)]
     Cert(cert::CertCommand),
+    /// Run the sidecar proxy next to one workload (standalone mode: a ProxyConfig file).
+    Proxy(proxy::ProxyArgs),
 }
 
 /// Entry point used by the `bulkhead` binary.
@@ -32,6 +35,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Cert(cmd) => cert::run(cmd),
+        Command::Proxy(args) => proxy::run(args),
     };
     match result {
         Ok(code) => code,

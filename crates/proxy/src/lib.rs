@@ -6,5 +6,20 @@
 //! respond/log. Configuration arrives as one typed [`snapshot::Snapshot`], built from a
 //! `ProxyConfig` file in standalone mode (and later from the control plane).
 
+pub mod accesslog;
+pub mod admin;
 pub mod config;
+pub mod detect;
+pub mod error;
+pub mod forward;
+mod inbound;
+pub mod load;
+pub mod metrics;
+mod outbound;
+pub mod reload;
+mod respond;
+pub mod run;
 pub mod snapshot;
+
+pub use error::ProxyError;
+pub use run::{Bound, Settings, run};

@@ -18,6 +18,7 @@
 mod decode;
 mod kinds;
 mod locate;
+mod single;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use single::{decode_single, decode_single_with};
 pub use source::Format;
 
 use crate::error::{Diagnostic, DiagnosticKind, Diagnostics, LoadError};

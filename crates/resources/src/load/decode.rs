@@ -63,7 +63,7 @@ pub(crate) fn decode_document(
 
 /// The document as a YAML value, or the syntax error: its file line (when the parser
 /// knows it) and message.
-fn parse_value(doc: &Document<'_>) -> Result<Value, (Option<usize>, String)> {
+pub(crate) fn parse_value(doc: &Document<'_>) -> Result<Value, (Option<usize>, String)> {
     let mut value = match doc.syntax {
         Syntax::Yaml => serde_norway::from_str::<Value>(doc.text).map_err(|e| yaml_error(&e, doc)),
         Syntax::Json => serde_json::from_str::<Value>(doc.text).map_err(|e| {
@@ -270,7 +270,7 @@ fn typed_resource(kind: &str, node: &Value, at: &FieldPath) -> Result<Resource, 
 }
 
 /// Decodes `T` from `node`, turning the first error into a [`FieldError`] under `at`.
-fn typed<T: DeserializeOwned>(node: &Value, at: &FieldPath) -> Result<T, FieldError> {
+pub(crate) fn typed<T: DeserializeOwned>(node: &Value, at: &FieldPath) -> Result<T, FieldError> {
     serde_path_to_error::deserialize::<_, T>(node).map_err(|e| {
         let segments: Vec<Segment> = e
             .path()

@@ -1,0 +1,182 @@
+//! Outbound HTTP: each request from the app is cleaned and sent to an endpoint of the
+//! upstream service, over the pooled HTTP/2 connection to it (HTTP/1 requests marked so
+//! that the far side speaks HTTP/1.1 to its app), or for an upgrade over a dedicated
+//! HTTP/1.1 connection.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use http::header::EXPECT;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use tracing::Instrument;
+
+use super::balance::Balancer;
+use super::{CONNECT_ATTEMPTS, connect_any, no_endpoints};
+use crate::error::ProxyError;
+use crate::forward::headers::{self, ORIG_PROTO, ORIG_PROTO_HTTP1, PEER_IDENTITY};
+use crate::forward::http::{HttpLog, Verdict, from_upstream, to_h2};
+use crate::forward::server::{self, Version};
+use crate::forward::{Body, BoxIo, alpn, boxed, upgrade};
+use crate::metrics::Direction;
+use crate::respond;
+use crate::run::{Context, Drain, ListenerKey};
+use crate::snapshot::{Endpoint, Outbound, Snapshot};
+
+/// What every request of one app connection shares.
+pub(super) struct Conn {
+    ctx: Arc<Context>,
+    key: ListenerKey,
+    balancer: Arc<Balancer>,
+    client: SocketAddr,
+    local_id: Arc<str>,
+}
+
+impl Conn {
+    pub(super) fn new(
+        ctx: Arc<Context>,
+        key: ListenerKey,
+        balancer: Arc<Balancer>,
+        client: SocketAddr,
+        snapshot: &Snapshot,
+    ) -> Arc<Conn> {
+        Arc::new(Conn {
+            ctx,
+            key,
+            balancer,
+            client,
+            local_id: snapshot.identity.as_str().into(),
+        })
+    }
+}
+
+/// Serves HTTP from the app.
+pub(super) async fn serve(conn: Arc<Conn>, io: BoxIo, version: Version, drain: Drain) {
+    let ctx = conn.ctx.clone();
+    let service = service_fn(move |req: Request<Incoming>| {
+        let conn = conn.clone();
+        let span = tracing::debug_span!(
+            "request",
+            method = %req.method(),
+            request_id = tracing::field::Empty,
+        );
+        async move { Ok::<_, Infallible>(handle(conn, req).instrument(span).await) }
+    });
+    server::serve(io, version, service, &ctx.settings, drain).await;
+}
+
+async fn handle(conn: Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
+    let start = Instant::now();
+    let snapshot = conn.ctx.snapshot();
+    let request_id = headers::ensure_request_id(req.headers_mut());
+    if let Ok(id) = request_id.to_str() {
+        tracing::Span::current().record("request_id", id);
+    }
+    let Some(outbound) = conn.key.outbound(&snapshot) else {
+        return respond::error(&ProxyError::ListenerRemoved(conn.key.listen), &request_id);
+    };
+    let upgrade = req.version() < http::Version::HTTP_2 && headers::is_upgrade(req.headers());
+    let h = req.headers_mut();
+    headers::strip_keeping_upgrade(h, upgrade);
+    // Sidecar-to-sidecar headers are never taken from the app.
+    h.remove(PEER_IDENTITY);
+    h.remove(ORIG_PROTO);
+    // This hop answered `Expect: 100-continue` by reading the body; the next must not wait.
+    h.remove(EXPECT);
+    let mut log = HttpLog {
+        sinks: conn.ctx.sinks.clone(),
+        direction: Direction::Outbound,
+        request_id: request_id.clone(),
+        source: Some(conn.local_id.clone()),
+        source_addr: conn.client,
+        destination: None,
+        upstream: None,
+        method: req.method().clone(),
+        path: req.uri().path_and_query().cloned(),
+        start,
+        bytes_in: Arc::new(AtomicU64::new(0)),
+        verdict: Verdict::unchecked(),
+    };
+    let (parts, body) = req.into_parts();
+    let req = Request::from_parts(parts, log.count_request(boxed(body)));
+    let sent = if upgrade {
+        forward_upgrade(&conn, &snapshot, outbound, req).await
+    } else {
+        forward(&conn, &snapshot, outbound, req).await
+    };
+    let resp = match sent {
+        Ok((endpoint, resp)) => {
+            log.destination = Some(endpoint.identity.as_str().into());
+            log.upstream = Some(endpoint.address);
+            resp
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, service = %outbound.service, "request not forwarded");
+            respond::error(&e, &request_id)
+        }
+    };
+    log.respond(resp)
+}
+
+/// Sends a request over the pooled HTTP/2 connection to an endpoint.
+async fn forward<'s>(
+    conn: &Conn,
+    snapshot: &'s Snapshot,
+    outbound: &'s Outbound,
+    req: Request<Body>,
+) -> Result<(&'s Endpoint, Response<Body>), ProxyError> {
+    let ctx = &*conn.ctx;
+    let (mut parts, body) = req.into_parts();
+    if parts.version < http::Version::HTTP_2 {
+        parts.headers.insert(ORIG_PROTO, ORIG_PROTO_HTTP1);
+    }
+    to_h2(&mut parts, &outbound.service);
+    let req = Request::from_parts(parts, body);
+    let mut last = no_endpoints(outbound);
+    for endpoint in conn
+        .balancer
+        .candidates(&outbound.endpoints, CONNECT_ATTEMPTS)
+    {
+        let key = (endpoint.address, endpoint.identity.clone());
+        let connect = || ctx.connector.connect(ctx, snapshot, endpoint, alpn::H2);
+        match ctx
+            .mesh
+            .sender(&key, endpoint.address, &connect, false)
+            .await
+        {
+            Ok(sender) => {
+                let resp = ctx
+                    .mesh
+                    .send_on(sender, &key, endpoint.address, &connect, req)
+                    .await?;
+                return Ok((endpoint, from_upstream(resp, false)));
+            }
+            Err(e) if e.is_connect() => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// Sends an upgrade request on its own HTTP/1.1 connection and, once the endpoint
+/// switches protocols, splices the two connections.
+async fn forward_upgrade<'s>(
+    conn: &Conn,
+    snapshot: &'s Snapshot,
+    outbound: &'s Outbound,
+    mut req: Request<Body>,
+) -> Result<(&'s Endpoint, Response<Body>), ProxyError> {
+    let downstream = hyper::upgrade::on(&mut req);
+    let (endpoint, io) =
+        connect_any(&conn.ctx, snapshot, outbound, &conn.balancer, alpn::HTTP1).await?;
+    let mut resp = upgrade::send(io, endpoint.address, req).await?;
+    let switched = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switched {
+        upgrade::bridge(downstream, hyper::upgrade::on(&mut resp));
+    }
+    Ok((endpoint, from_upstream(resp, switched)))
+}
