@@ -68,6 +68,7 @@ struct TcpHandles {
     received: Counter,
     sent: Counter,
     duration: Histogram,
+    idle_timeouts: Counter,
 }
 
 /// Every metric the proxy exports. Cheap to share: hand out the `Arc` from [`Metrics::new`].
@@ -139,7 +140,8 @@ impl Metrics {
         self.request_duration[direction.index()].observe(duration.as_secs_f64());
     }
 
-    /// Records a TCP connection accepted (inbound) or dialled for the app (outbound).
+    /// Records a TCP connection accepted (inbound) or dialled for the app (outbound), or an
+    /// HTTP connection that switched protocols (an upgraded stream is opaque TCP from then on).
     pub fn tcp_opened(&self, direction: Direction) {
         let tcp = &self.tcp[direction.index()];
         tcp.opened.inc();
@@ -161,6 +163,12 @@ impl Metrics {
         tcp.received.inc_by(bytes_in);
         tcp.sent.inc_by(bytes_out);
         tcp.duration.observe(duration.as_secs_f64());
+    }
+
+    /// Records a TCP connection (or upgraded stream) closed by the proxy because it carried
+    /// no bytes for the idle timeout; counted in addition to [`Metrics::tcp_closed`].
+    pub fn tcp_idle_timeout(&self, direction: Direction) {
+        self.tcp[direction.index()].idle_timeouts.inc();
     }
 
     /// Records one policy decision by the layer that decided it.
@@ -307,37 +315,43 @@ fn register_tcp(r: &mut Registry) -> [TcpHandles; 2] {
     let opened: Family<Labels1, Counter> = add(
         r,
         "tcp_connections_opened",
-        "TCP connections opened, by direction",
+        "TCP connections and upgraded HTTP streams opened, by direction",
         None,
     );
     let closed: Family<Labels1, Counter> = add(
         r,
         "tcp_connections_closed",
-        "TCP connections closed, by direction",
+        "TCP connections and upgraded HTTP streams closed, by direction",
         None,
     );
     let open: Family<Labels1, Gauge> = add(
         r,
         "tcp_open_connections",
-        "TCP connections currently open, by direction",
+        "TCP connections and upgraded HTTP streams open now, by direction",
         None,
     );
     let received: Family<Labels1, Counter> = add(
         r,
         "tcp_received",
-        "Bytes received from the downstream side of closed TCP connections, by direction",
+        "Bytes received from the downstream side of closed TCP connections and upgraded streams",
         Some(Unit::Bytes),
     );
     let sent: Family<Labels1, Counter> = add(
         r,
         "tcp_sent",
-        "Bytes sent to the downstream side of closed TCP connections, by direction",
+        "Bytes sent to the downstream side of closed TCP connections and upgraded streams",
         Some(Unit::Bytes),
+    );
+    let idle: Family<Labels1, Counter> = add(
+        r,
+        "tcp_idle_timeouts",
+        "TCP connections and upgraded streams closed after carrying no bytes for the idle timeout",
+        None,
     );
     let duration = add_histograms(
         r,
         "tcp_connection_duration",
-        "Lifetime of closed TCP connections, by direction",
+        "Lifetime of closed TCP connections and upgraded streams, by direction",
         || Histogram::new(CONNECTION_BUCKETS),
     );
     DIRECTIONS.map(|d| {
@@ -349,6 +363,7 @@ fn register_tcp(r: &mut Registry) -> [TcpHandles; 2] {
             received: received.get_or_create(&labels).clone(),
             sent: sent.get_or_create(&labels).clone(),
             duration: duration.get_or_create(&labels).clone(),
+            idle_timeouts: idle.get_or_create(&labels).clone(),
         }
     })
 }

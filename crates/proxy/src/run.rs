@@ -53,6 +53,12 @@ pub async fn run(
     Ok(())
 }
 
+/// How long an opaque TCP or upgraded connection may carry nothing before it is closed,
+/// unless [`Settings::idle_timeout`] says otherwise: an hour, as Envoy's TCP proxy; long
+/// enough for quiet but live connections (pooled database connections, WebSockets with
+/// sparse pings), short enough to reclaim those whose peer vanished without a FIN.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Limits and timeouts of the data path.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -68,6 +74,10 @@ pub struct Settings {
     pub max_header_bytes: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// How long an opaque TCP connection or an upgraded (WebSocket) stream may carry no
+    /// bytes in either direction before both sides are closed ([`DEFAULT_IDLE_TIMEOUT`]);
+    /// `None` never closes them.
+    pub idle_timeout: Option<Duration>,
     /// Idle HTTP/1.1 connections kept to the app.
     pub max_idle_app_connections: usize,
     /// How long shutdown waits for in-flight requests and connections.
@@ -83,6 +93,7 @@ impl Default for Settings {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
             max_concurrent_streams: 1024,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             max_idle_app_connections: 64,
             drain_timeout: Duration::from_secs(15),
         }

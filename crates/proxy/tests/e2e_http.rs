@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bulkhead_proxy::config::AppProtocol;
 use bytes::Bytes;
@@ -219,10 +220,8 @@ async fn grpc_like_streaming_with_trailers() {
     pair.stop().await;
 }
 
-#[tokio::test]
-async fn websocket_upgrade_echo() {
-    let app = http_app().await;
-    let pair = Pair::start(PairSpec::new(app.addr)).await;
+/// Upgrades a new connection to A to a WebSocket (the app then echoes raw bytes).
+async fn websocket(pair: &Pair) -> TokioIo<hyper::upgrade::Upgraded> {
     let mut client = h1_client(pair.client_addr()).await;
     let req = Request::builder()
         .uri("/ws")
@@ -236,19 +235,104 @@ async fn websocket_upgrade_echo() {
     let resp = client.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 101);
     assert_eq!(resp.headers()["upgrade"], "websocket");
-    let mut ws = TokioIo::new(hyper::upgrade::on(resp).await.unwrap());
-    // Masked text frames "hello" and "again" (RFC 6455 §5.7); the app echoes raw bytes.
+    TokioIo::new(hyper::upgrade::on(resp).await.unwrap())
+}
+
+/// A masked text frame (RFC 6455 §5.7) carrying `payload`.
+fn ws_frame(payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Sends `frame` and reads its echo.
+async fn ws_echo(ws: &mut TokioIo<hyper::upgrade::Upgraded>, frame: &[u8]) {
+    ws.write_all(frame).await.unwrap();
+    let mut back = vec![0u8; frame.len()];
+    ws.read_exact(&mut back).await.unwrap();
+    assert_eq!(back, frame);
+}
+
+#[tokio::test]
+async fn websocket_upgrade_echo_with_stream_log_lines() {
+    let app = http_app().await;
+    let pair = Pair::start(PairSpec::new(app.addr)).await;
+    let mut ws = websocket(&pair).await;
     for payload in [b"hello", b"again"] {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let mut frame = vec![0x81, 0x80 | payload.len() as u8];
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        ws.write_all(&frame).await.unwrap();
-        let mut back = vec![0u8; frame.len()];
-        ws.read_exact(&mut back).await.unwrap();
-        assert_eq!(back, frame);
+        ws_echo(&mut ws, &ws_frame(payload)).await;
     }
     ws.shutdown().await.unwrap();
+    // Each sidecar logs the 101 when it is sent, and the stream (kind `upgrade`, same
+    // request id, the stream's bytes) when both sides have closed.
+    let frames = 2 * ws_frame(b"hello").len() as u64;
+    let mut request_ids = Vec::new();
+    for (sidecar, direction) in [(&pair.a, "outbound"), (&pair.b, "inbound")] {
+        let switched = sidecar.wait_for_log(|l| l["status"] == 101).await;
+        assert_eq!(switched["kind"], "http");
+        let stream = sidecar.wait_for_log(|l| l["kind"] == "upgrade").await;
+        assert_eq!(stream["direction"], direction);
+        assert_eq!(stream["request_id"], switched["request_id"]);
+        assert_eq!(stream["method"], "GET");
+        assert_eq!(stream["path"], "/ws");
+        assert_eq!(stream["status"], 101);
+        assert_eq!(stream["bytes_in"], frames);
+        assert_eq!(stream["bytes_out"], frames);
+        assert_eq!(stream["decision"], switched["decision"]);
+        assert_eq!(stream["reason"], switched["reason"]);
+        request_ids.push(stream["request_id"].clone());
+        let metrics = sidecar.metrics.encode();
+        for series in [
+            format!("bulkhead_proxy_tcp_connections_closed_total{{direction=\"{direction}\"}} 1"),
+            format!(
+                "bulkhead_proxy_tcp_received_bytes_total{{direction=\"{direction}\"}} {frames}"
+            ),
+            format!("bulkhead_proxy_tcp_sent_bytes_total{{direction=\"{direction}\"}} {frames}"),
+        ] {
+            assert!(metrics.contains(&series), "{series} not in {metrics}");
+        }
+    }
+    // B logs under the request id that A added.
+    assert_eq!(request_ids[0], request_ids[1]);
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn idle_websocket_is_closed_after_the_idle_timeout() {
+    const SHORT_IDLE: Duration = Duration::from_millis(500);
+    let app = http_app().await;
+    let mut spec = PairSpec::new(app.addr);
+    spec.settings.idle_timeout = Some(SHORT_IDLE);
+    let pair = Pair::start(spec).await;
+    let mut ws = websocket(&pair).await;
+    let frame = ws_frame(b"hello");
+    // The sidecars see the last bytes move after this instant.
+    let sent = Instant::now();
+    ws_echo(&mut ws, &frame).await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), ws.read_to_end(&mut rest))
+        .await
+        .expect("the idle stream was closed")
+        .unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        sent.elapsed() >= SHORT_IDLE,
+        "closed after {:?}",
+        sent.elapsed()
+    );
+    // A, next to the client (which keeps its side open), can only have ended the stream
+    // by its own timer.
+    let a = pair.a.wait_for_log(|l| l["kind"] == "upgrade").await;
+    assert_eq!(a["reason"], "idle timeout");
+    assert_eq!(a["bytes_in"], frame.len());
+    assert_eq!(a["bytes_out"], frame.len());
+    let metrics = pair.a.metrics.encode();
+    assert!(
+        metrics.contains("bulkhead_proxy_tcp_idle_timeouts_total{direction=\"outbound\"} 1"),
+        "{metrics}"
+    );
+    drop(ws);
     pair.stop().await;
 }
 

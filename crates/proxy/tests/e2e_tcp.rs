@@ -1,14 +1,17 @@
-//! Opaque TCP through two sidecars: detection, half-close, server-speaks-first ports.
+//! Opaque TCP through two sidecars: detection, half-close, server-speaks-first ports,
+//! idle timeout.
 
 mod support;
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use bulkhead_proxy::config::AppProtocol;
 use support::apps::tcp_echo_app;
 use support::{Pair, PairSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
 
 /// Writes `data`, half-closes, and reads everything until the far side closes.
 async fn echo_round_trip(addr: SocketAddr, data: &[u8]) -> Vec<u8> {
@@ -85,6 +88,51 @@ async fn opaque_port_server_speaks_first() {
     let mut line = [0u8; 8];
     tcp.read_exact(&mut line).await.unwrap();
     assert_eq!(&line, b"HELO x\r\n");
+    drop(tcp);
+    pair.stop().await;
+}
+
+/// Short enough for a test; long enough that a loaded machine never idles out a connection
+/// between its handshakes and its first bytes.
+const SHORT_IDLE: Duration = Duration::from_millis(500);
+
+#[tokio::test]
+async fn idle_tcp_connection_is_closed_after_the_idle_timeout() {
+    let mut spec = PairSpec::new(tcp_echo_app().await);
+    spec.outbound = AppProtocol::Tcp;
+    spec.inbound = AppProtocol::Tcp;
+    spec.settings.idle_timeout = Some(SHORT_IDLE);
+    let pair = Pair::start(spec).await;
+    let mut tcp = TcpStream::connect(pair.client_addr()).await.unwrap();
+    let sent = Instant::now();
+    tcp.write_all(b"hello").await.unwrap();
+    // Nothing more either way (the echo app answers only after an EOF that never comes),
+    // so the sidecars must close the connection.
+    let mut rest = Vec::new();
+    timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection was closed")
+        .unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        sent.elapsed() >= SHORT_IDLE,
+        "closed after {:?}",
+        sent.elapsed()
+    );
+    // A, next to the client (which keeps its socket open), can only have ended the
+    // connection by its own timer. B may instead see A's close first.
+    let a = pair.a.wait_for_log(|l| l["kind"] == "tcp").await;
+    assert_eq!(a["reason"], "idle timeout");
+    assert_eq!(a["bytes_in"], 5);
+    assert_eq!(a["bytes_out"], 0);
+    assert!(a["duration_ms"].as_f64().unwrap() >= 500.0, "{a}");
+    let metrics = pair.a.metrics.encode();
+    assert!(
+        metrics.contains("bulkhead_proxy_tcp_idle_timeouts_total{direction=\"outbound\"} 1"),
+        "{metrics}"
+    );
+    let b = pair.b.wait_for_log(|l| l["kind"] == "tcp").await;
+    assert_eq!(b["bytes_in"], 5);
     drop(tcp);
     pair.stop().await;
 }

@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 
 use super::Body;
 use super::body::{Counting, Tracked};
+use super::tcp::{TcpLog, UpgradedRequest};
 use crate::accesslog::{AccessLog, Entry};
 use crate::metrics::{Direction, Metrics};
 
@@ -155,6 +156,26 @@ impl HttpLog {
     /// Wraps the request body so that its bytes are counted for this line.
     pub(crate) fn count_request(&self, body: Body) -> Body {
         super::boxed(Counting::new(body, Arc::clone(&self.bytes_in)))
+    }
+
+    /// The log of the stream this request upgrades to (its line follows the 101's line
+    /// when the stream ends, with the same request id and verdict).
+    pub(crate) fn upgraded(&self) -> TcpLog {
+        TcpLog {
+            sinks: self.sinks.clone(),
+            direction: self.direction,
+            source: self.source.clone(),
+            source_addr: self.source_addr,
+            destination: self.destination.clone(),
+            upstream: self.upstream,
+            start: Instant::now(),
+            verdict: self.verdict.clone(),
+            upgraded: Some(UpgradedRequest {
+                request_id: self.request_id.clone(),
+                method: self.method.clone(),
+                path: self.path.clone(),
+            }),
+        }
     }
 
     /// Hands `resp` back with a body that writes this line once it has been sent.

@@ -117,6 +117,7 @@ pub(crate) fn plaintext_refused(
         upstream: None,
         start: Instant::now(),
         verdict,
+        upgraded: None,
     }
     .refused();
 }

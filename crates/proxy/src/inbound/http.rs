@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use http::header::EXPECT;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use tracing::Instrument;
@@ -114,7 +114,7 @@ async fn authorize_and_forward(conn: Arc<Conn>, mut req: Request<Incoming>) -> R
         Version::Http2 => to_h2(&mut parts, &inbound.forward_to.to_string()),
     }
     let req = Request::from_parts(parts, log.count_request(boxed(body)));
-    let resp = match forward(&conn.ctx, inbound, req, version, on_upgrade).await {
+    let resp = match forward(&conn.ctx, inbound, req, version, on_upgrade, &log).await {
         Ok(resp) => resp,
         Err(e) => {
             tracing::warn!(error = %e, "request to the app failed");
@@ -154,12 +154,15 @@ fn app_version(
     }
 }
 
+/// Sends `req` to the app; an upgrade goes on its own connection and, once switched, is
+/// spliced with its own log line.
 async fn forward(
     ctx: &Context,
     inbound: &Inbound,
     req: Request<Body>,
     version: Version,
     on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    log: &HttpLog,
 ) -> Result<Response<Body>, ProxyError> {
     let addr = inbound.forward_to;
     let Some(downstream) = on_upgrade else {
@@ -171,9 +174,10 @@ async fn forward(
     };
     let app = dial(addr, ctx.settings.connect_timeout).await?;
     let mut resp = upgrade::send(Box::new(app), addr, req).await?;
-    let switched = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if switched {
-        upgrade::bridge(downstream, hyper::upgrade::on(&mut resp));
+    let switch = upgrade::switch(downstream, &mut resp);
+    let switched = switch.is_some();
+    if let Some(switch) = switch {
+        upgrade::bridge(switch, log.upgraded(), ctx.settings.idle_timeout);
     }
     Ok(from_upstream(resp, switched))
 }

@@ -145,6 +145,7 @@ async fn forward_tcp(
         upstream: Some(inbound.forward_to),
         start,
         verdict,
+        upgraded: None,
     };
     if !log.verdict.allowed {
         log.refused();
@@ -161,6 +162,5 @@ async fn forward_tcp(
         }
     };
     log.opened();
-    let (bytes_in, bytes_out) = splice(io, Box::new(app)).await;
-    log.closed(bytes_in, bytes_out);
+    log.closed(splice(io, Box::new(app), ctx.settings.idle_timeout).await);
 }

@@ -79,6 +79,7 @@ fn tcp_connections_bytes_and_open_gauge() {
     metrics.tcp_opened(Direction::Outbound);
     metrics.tcp_opened(Direction::Outbound);
     metrics.tcp_closed(Direction::Outbound, 100, 2000, Duration::from_secs(1));
+    metrics.tcp_idle_timeout(Direction::Outbound);
     let s = parse(&metrics.encode());
     let get = |k: &str| s[k];
     assert_eq!(
@@ -108,6 +109,14 @@ fn tcp_connections_bytes_and_open_gauge() {
     assert_eq!(
         get(r#"bulkhead_proxy_tcp_connection_duration_seconds_count{direction="outbound"}"#),
         1.0
+    );
+    assert_eq!(
+        get(r#"bulkhead_proxy_tcp_idle_timeouts_total{direction="outbound"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"bulkhead_proxy_tcp_idle_timeouts_total{direction="inbound"}"#),
+        0.0
     );
 }
 

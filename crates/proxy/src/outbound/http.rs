@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use http::header::EXPECT;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use tracing::Instrument;
@@ -104,7 +104,7 @@ async fn handle(conn: Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let req = Request::from_parts(parts, log.count_request(boxed(body)));
     let sent = if upgrade {
-        forward_upgrade(&conn, &snapshot, outbound, req).await
+        forward_upgrade(&conn, &snapshot, outbound, req, &log).await
     } else {
         forward(&conn, &snapshot, outbound, req).await
     };
@@ -163,20 +163,25 @@ async fn forward<'s>(
 }
 
 /// Sends an upgrade request on its own HTTP/1.1 connection and, once the endpoint
-/// switches protocols, splices the two connections.
+/// switches protocols, splices the two connections (the stream gets its own log line).
 async fn forward_upgrade<'s>(
     conn: &Conn,
     snapshot: &'s Snapshot,
     outbound: &'s Outbound,
     mut req: Request<Body>,
+    log: &HttpLog,
 ) -> Result<(&'s Endpoint, Response<Body>), ProxyError> {
     let downstream = hyper::upgrade::on(&mut req);
     let (endpoint, io) =
         connect_any(&conn.ctx, snapshot, outbound, &conn.balancer, alpn::HTTP1).await?;
     let mut resp = upgrade::send(io, endpoint.address, req).await?;
-    let switched = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if switched {
-        upgrade::bridge(downstream, hyper::upgrade::on(&mut resp));
+    let switch = upgrade::switch(downstream, &mut resp);
+    let switched = switch.is_some();
+    if let Some(switch) = switch {
+        let mut stream = log.upgraded();
+        stream.destination = Some(endpoint.identity.as_str().into());
+        stream.upstream = Some(endpoint.address);
+        upgrade::bridge(switch, stream, conn.ctx.settings.idle_timeout);
     }
     Ok((endpoint, from_upstream(resp, switched)))
 }

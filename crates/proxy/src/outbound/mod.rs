@@ -154,14 +154,14 @@ async fn forward_tcp(
         upstream: None,
         start,
         verdict: Verdict::unchecked(),
+        upgraded: None,
     };
     match connect_any(ctx, &snapshot, outbound, balancer, alpn::TCP).await {
         Ok((endpoint, upstream)) => {
             log.destination = Some(endpoint.identity.as_str().into());
             log.upstream = Some(endpoint.address);
             log.opened();
-            let (bytes_in, bytes_out) = splice(io, upstream).await;
-            log.closed(bytes_in, bytes_out);
+            log.closed(splice(io, upstream, ctx.settings.idle_timeout).await);
         }
         Err(e) => {
             tracing::warn!(error = %e, "no upstream for the TCP connection");

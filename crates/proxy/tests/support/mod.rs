@@ -241,6 +241,8 @@ pub struct PairSpec<'a> {
     pub policies: &'a str,
     /// The identity A expects of B (default: B's real one).
     pub expect: Option<SpiffeId>,
+    /// Both sidecars' settings.
+    pub settings: Settings,
 }
 
 impl<'a> PairSpec<'a> {
@@ -251,6 +253,7 @@ impl<'a> PairSpec<'a> {
             outbound: AppProtocol::Auto,
             policies: "",
             expect: None,
+            settings: Settings::default(),
         }
     }
 }
@@ -266,15 +269,8 @@ impl Pair {
             forward_to: spec.app,
             protocol: spec.inbound,
         }];
-        let b = Sidecar::start(snapshot(
-            &mesh,
-            &b_svid,
-            "api",
-            engine.clone(),
-            inbound,
-            vec![],
-        ))
-        .await;
+        let b_snapshot = snapshot(&mesh, &b_svid, "api", engine.clone(), inbound, vec![]);
+        let b = Sidecar::start_with(b_snapshot, spec.settings.clone()).await;
         let a_svid = mesh.svid("web");
         let outbound = vec![Outbound {
             listen: any_port(),
@@ -285,7 +281,8 @@ impl Pair {
                 identity: spec.expect.unwrap_or_else(|| id("api")),
             }],
         }];
-        let a = Sidecar::start(snapshot(&mesh, &a_svid, "web", engine, vec![], outbound)).await;
+        let a_snapshot = snapshot(&mesh, &a_svid, "web", engine, vec![], outbound);
+        let a = Sidecar::start_with(a_snapshot, spec.settings).await;
         Pair { mesh, a, b }
     }
 
