@@ -71,8 +71,10 @@ async fn authorize_and_forward(conn: Arc<Conn>, mut req: Request<Incoming>) -> R
     let start = Instant::now();
     let snapshot = conn.ctx.snapshot();
     let request_id = headers::ensure_request_id(req.headers_mut());
+    let grpc = respond::is_grpc(req.headers());
     let Some(inbound) = conn.key.inbound(&snapshot) else {
-        return respond::error(&ProxyError::ListenerRemoved(conn.key.listen), &request_id);
+        let gone = ProxyError::ListenerRemoved(conn.key.listen);
+        return respond::error(&gone, &request_id, grpc);
     };
     let (upgrade, orig_h1) = clean(&mut req, &conn.peer);
     if let Ok(id) = request_id.to_str() {
@@ -102,7 +104,7 @@ async fn authorize_and_forward(conn: Arc<Conn>, mut req: Request<Incoming>) -> R
         verdict,
     };
     if !log.verdict.allowed {
-        let resp = respond::denied(&log.verdict, &request_id);
+        let resp = respond::denied(&log.verdict, &request_id, grpc);
         return log.respond(resp);
     }
     let version = app_version(inbound.protocol, parts.version, orig_h1, upgrade);
@@ -118,7 +120,7 @@ async fn authorize_and_forward(conn: Arc<Conn>, mut req: Request<Incoming>) -> R
         Ok(resp) => resp,
         Err(e) => {
             tracing::warn!(error = %e, "request to the app failed");
-            respond::error(&e, &request_id)
+            respond::error(&e, &request_id, grpc)
         }
     };
     log.respond(resp)

@@ -76,8 +76,10 @@ async fn handle(conn: Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
     if let Ok(id) = request_id.to_str() {
         tracing::Span::current().record("request_id", id);
     }
+    let grpc = respond::is_grpc(req.headers());
     let Some(outbound) = conn.key.outbound(&snapshot) else {
-        return respond::error(&ProxyError::ListenerRemoved(conn.key.listen), &request_id);
+        let gone = ProxyError::ListenerRemoved(conn.key.listen);
+        return respond::error(&gone, &request_id, grpc);
     };
     let upgrade = req.version() < http::Version::HTTP_2 && headers::is_upgrade(req.headers());
     let h = req.headers_mut();
@@ -116,7 +118,7 @@ async fn handle(conn: Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
         }
         Err(e) => {
             tracing::warn!(error = %e, service = %outbound.service, "request not forwarded");
-            respond::error(&e, &request_id)
+            respond::error(&e, &request_id, grpc)
         }
     };
     log.respond(resp)
