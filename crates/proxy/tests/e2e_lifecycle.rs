@@ -17,7 +17,7 @@ use http::Request;
 use http_body_util::BodyExt;
 use http_body_util::channel::Channel;
 use support::apps::{body_string, get, h1_client, http_app};
-use support::{Pair, PairSpec};
+use support::{DENY_ADMIN, Pair, PairSpec};
 use tokio::net::TcpStream;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -125,15 +125,6 @@ async fn snapshot_adds_and_removes_listeners() {
 async fn rotation_and_reload_during_continuous_traffic() {
     let app = http_app().await;
     let pair = Pair::start(PairSpec::new(app.addr)).await;
-    let deny_admin = r#"
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-admin, namespace: shop}
-spec:
-  selector: {matchLabels: {app: api}}
-  action: DENY
-  rules: [{to: [{operation: {paths: ["/admin*"]}}]}]
-"#;
     let b_svid = pair.b.current().svid.clone();
     let a_svid = pair.a.current().svid.clone();
     let first_serial = b_svid.info().serial.clone();
@@ -145,7 +136,7 @@ spec:
                 let (chain, key) = pair.mesh.issue("web");
                 a_svid.install(chain, key).unwrap();
             }
-            60 => pair.set_policies(deny_admin),
+            60 => pair.set_policies(DENY_ADMIN),
             // A new snapshot version at A: its TLS client configurations are rebuilt.
             90 => pair.a.update(|s| Snapshot {
                 version: s.version,

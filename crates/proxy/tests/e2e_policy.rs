@@ -6,19 +6,9 @@ mod support;
 use bulkhead_proxy::config::AppProtocol;
 use http::Request;
 use support::apps::{body_string, full, get, h1_client, http_app, read_head, tcp_echo_app};
-use support::{Pair, PairSpec, id};
+use support::{DENY_ADMIN, Pair, PairSpec, id};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const DENY_ADMIN: &str = r#"
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-admin, namespace: shop}
-spec:
-  selector: {matchLabels: {app: api}}
-  action: DENY
-  rules: [{to: [{operation: {paths: ["/admin*"]}}]}]
-"#;
 
 const ONLY_OTHER: &str = r#"
 apiVersion: security.istio.io/v1

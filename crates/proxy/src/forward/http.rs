@@ -84,9 +84,7 @@ fn host_authority(parts: &request::Parts) -> Option<Authority> {
 pub(crate) struct Verdict {
     /// Allowed (or not checked, on the outbound side).
     pub(crate) allowed: bool,
-    /// Whether a policy decision was made here at all (the outbound side makes none).
-    checked: bool,
-    /// The deciding layer; `None` when no policy was evaluated.
+    /// The deciding layer; `None` when no policy was evaluated (the outbound side).
     pub(crate) layer: Option<Layer>,
     /// `Kind/ns/name` of the deciding policy.
     pub(crate) policy: Option<Box<str>>,
@@ -100,7 +98,6 @@ impl Verdict {
     pub(crate) fn unchecked() -> Self {
         Verdict {
             allowed: true,
-            checked: false,
             layer: None,
             policy: None,
             reason: None,
@@ -111,7 +108,6 @@ impl Verdict {
     pub(crate) fn from_decision(d: &Decision<'_>) -> Self {
         Verdict {
             allowed: d.allowed,
-            checked: true,
             layer: Some(d.layer),
             policy: d.policy.map(Into::into),
             reason: Some(d.reason.clone()),
@@ -121,10 +117,10 @@ impl Verdict {
     /// `allow` / `deny`, or `unchecked` where this sidecar made no decision (outbound: the
     /// destination's sidecar decides, and its own log line names the policy).
     pub(crate) fn decision(&self) -> &'static str {
-        match (self.checked, self.allowed) {
-            (false, _) => "unchecked",
-            (true, true) => "allow",
-            (true, false) => "deny",
+        match (self.layer, self.allowed) {
+            (None, _) => "unchecked",
+            (Some(_), true) => "allow",
+            (Some(_), false) => "deny",
         }
     }
 }

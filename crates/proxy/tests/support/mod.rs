@@ -42,6 +42,17 @@ metadata: {name: api, namespace: shop, labels: {app: api}}
 spec: {serviceAccount: api, ports: [{name: http, port: 8080}]}
 "#;
 
+/// A DENY on `/admin*` at the api workload, used by the policy and reload tests.
+pub const DENY_ADMIN: &str = r#"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin, namespace: shop}
+spec:
+  selector: {matchLabels: {app: api}}
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/admin*"]}}]}]
+"#;
+
 /// The SPIFFE ID of `shop/<sa>`.
 pub fn id(sa: &str) -> SpiffeId {
     SpiffeId::parse(&format!("spiffe://cluster.local/ns/shop/sa/{sa}")).unwrap()
