@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use bulkhead_resources::{Action, Labels, MtlsMode, Protocol, ResourceSet};
+use bulkhead_resources::{Action, Labels, MtlsMode, Protocol, ResourceSet, Service};
 
 use crate::PolicyError;
 use crate::authn::{CompiledPeerAuthn, ResolvedMtls};
@@ -84,6 +84,9 @@ pub struct Engine {
     /// NetworkPolicies per namespace, for peers described only by namespace and labels.
     pub(crate) network_by_ns: Vec<Vec<NpId>>,
     pub(crate) authz: Vec<CompiledAuthz>,
+    /// AuthorizationPolicies per namespace, so that attaching them to endpoints looks only
+    /// at the endpoint's namespace and the root namespace.
+    authz_by_ns: Vec<Vec<ApId>>,
     pub(crate) authn: Vec<CompiledPeerAuthn>,
 }
 
@@ -112,6 +115,7 @@ impl Engine {
             network: Vec::new(),
             network_by_ns: Vec::new(),
             authz: Vec::new(),
+            authz_by_ns: Vec::new(),
             authn: Vec::new(),
             options,
         };
@@ -178,6 +182,7 @@ impl Engine {
         self.namespace_labels
             .push(self.interner.intern_labels(&labels));
         self.network_by_ns.push(Vec::new());
+        self.authz_by_ns.push(Vec::new());
         self.namespace_ids.insert(name.to_owned(), id);
         id
     }
@@ -211,16 +216,17 @@ impl Engine {
         }
         let mut aps: Vec<_> = resources.authorization_policies.iter().collect();
         aps.sort_by_cached_key(|p| ns_name(&p.metadata));
+        let mut services: HashMap<&str, Vec<&Service>> = HashMap::new();
+        for svc in &resources.services {
+            let ns = svc.metadata.namespace_or_default();
+            services.entry(ns).or_default().push(svc);
+        }
         for ap in aps {
             let ns_name = ap.metadata.namespace_or_default();
             let ns = self.namespace_id(ns_name);
-            let services: Vec<_> = resources
-                .services
-                .iter()
-                .filter(|s| s.metadata.namespace_or_default() == ns_name)
-                .collect();
-            let compiled =
-                CompiledAuthz::compile(ap, ns, &services, &mut self.interner, &self.trust)?;
+            let in_ns = services.get(ns_name).map_or(&[][..], Vec::as_slice);
+            let compiled = CompiledAuthz::compile(ap, in_ns, &mut self.interner, &self.trust)?;
+            self.authz_by_ns[ns as usize].push(self.authz.len() as ApId);
             self.authz.push(compiled);
         }
         Ok(())
@@ -334,10 +340,15 @@ impl Engine {
 
     fn applicable_authz(&self, ns: u32, labels: &LabelSet, root: Option<u32>) -> EndpointAuthz {
         let mut out = EndpointAuthz::default();
-        // Policies are sorted by `namespace/name`, so each list comes out sorted too.
-        for (i, ap) in self.authz.iter().enumerate() {
-            let in_scope = ap.namespace == ns || Some(ap.namespace) == root;
-            if !in_scope || !ap.selects(labels) {
+        let mut ids = self.authz_by_ns[ns as usize].clone();
+        if let Some(root) = root.filter(|&r| r != ns) {
+            ids.extend(&self.authz_by_ns[root as usize]);
+        }
+        // Ids follow the policies' `namespace/name` order, so each list comes out sorted.
+        ids.sort_unstable();
+        for i in ids {
+            let ap = &self.authz[i as usize];
+            if !ap.selects(labels) {
                 continue;
             }
             let list = match (ap.dry_run, ap.action) {
@@ -346,7 +357,7 @@ impl Engine {
                 (false, Action::Audit) => &mut out.audit,
                 (false, _) => &mut out.allow,
             };
-            list.push(i as ApId);
+            list.push(i);
         }
         out
     }

@@ -28,7 +28,6 @@ enum Scope {
 #[derive(Debug)]
 pub(crate) struct CompiledAuthz {
     pub(crate) name: String,
-    pub(crate) namespace: u32,
     pub(crate) action: Action,
     pub(crate) dry_run: bool,
     scope: Scope,
@@ -72,11 +71,9 @@ impl std::fmt::Display for RuleMiss {
 }
 
 impl CompiledAuthz {
-    /// Compiles `ap`, whose namespace has index `namespace`; `services` are the Services of
-    /// that namespace, for `targetRefs`.
+    /// Compiles `ap`; `services` are the Services of its namespace, for `targetRefs`.
     pub(crate) fn compile(
         ap: &AuthorizationPolicy,
-        namespace: u32,
         services: &[&Service],
         interner: &mut Interner,
         trust: &TrustDomains,
@@ -137,7 +134,6 @@ impl CompiledAuthz {
                 .is_some_and(|v| v == "true"),
             action: ap.spec.action,
             name,
-            namespace,
             scope,
             rules,
         })
