@@ -1,9 +1,21 @@
 //! Command-line front end of Bulkhead: flag parsing and output formatting only; the work
 //! happens in the library crates.
 
+mod audit;
+mod batch;
 mod cert;
+mod client;
+mod context;
+mod control;
+mod control_serve;
+mod output;
 mod policy;
+mod proxies;
 mod proxy;
+mod remote;
+mod resources;
+mod status;
+mod token;
 
 use std::process::ExitCode;
 
@@ -27,6 +39,10 @@ enum Command {
     Cert(cert::CertCommand),
     /// Run the sidecar proxy next to one workload (standalone mode: a ProxyConfig file).
     Proxy(proxy::ProxyArgs),
+    /// Run the control plane (--data-dir DIR), or ask a running one (`status`).
+    Control(control::ControlArgs),
+    #[command(flatten)]
+    Remote(remote::RemoteCommand),
 }
 
 /// Entry point used by the `bulkhead` binary.
@@ -36,12 +52,15 @@ pub fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Cert(cmd) => cert::run(cmd),
         Command::Proxy(args) => proxy::run(args),
+        Command::Control(args) => control::run(args),
+        Command::Remote(cmd) => remote::run(cmd),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // The control-plane commands' documented codes (docs/cli.md); 1 otherwise.
+            client::exit_code(&e)
         }
     }
 }
