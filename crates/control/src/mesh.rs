@@ -6,11 +6,13 @@
 //! shared (through an `Arc`) by views that differ only in topology, so a proxy connecting
 //! or going away never re-parses the resources. The registrations are re-read per view.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
-use bulkhead_resources::{Format, Labels, Loader, Pod, ResourceSet, ServicePort, Workload};
+use bulkhead_resources::{
+    Format, Labels, Loader, ObjectMeta, Pod, ResourceSet, ServicePort, Workload,
+};
 use bulkhead_store::{NAMESPACE_KIND, ObjectKey, Registration, StoredObject};
 
 use crate::ROOT_NAMESPACE;
@@ -132,6 +134,9 @@ struct Resources {
     workloads: HashMap<String, Vec<Arc<WorkloadInfo>>>,
     /// Workloads and Pods with a fixed address (JSON), sorted by key.
     addressed: Vec<String>,
+    /// Namespaces holding a NetworkPolicy: only their proxies need the addressed
+    /// workloads (NetworkPolicy peers are matched by address on the inbound path).
+    netpol_namespaces: HashSet<String>,
     /// Services by `name.namespace`.
     services: HashMap<String, ServiceInfo>,
     /// Per namespace, the digest of the part of a snapshot every proxy of the namespace
@@ -244,12 +249,23 @@ impl MeshView {
         } else {
             of(namespace)
         };
+        let peers = if r.netpol_namespaces.contains(namespace) {
+            &r.addressed[..]
+        } else {
+            &[][..]
+        };
         r.namespaces
             .iter()
             .chain(of(ROOT_NAMESPACE))
             .chain(own)
-            .chain(&r.addressed)
+            .chain(peers)
             .map(String::as_str)
+    }
+
+    /// Whether proxies of `namespace` get the addressed Workloads and Pods (only when a
+    /// NetworkPolicy there may need them as peers).
+    pub(crate) fn ships_addressed(&self, namespace: &str) -> bool {
+        self.resources.netpol_namespaces.contains(namespace)
     }
 
     /// The cache slot of `namespace`'s shared digest; `None` for a namespace nothing in
@@ -279,93 +295,117 @@ impl Resources {
         Ok(Resources::index(revision, set, texts))
     }
 
-    fn index(revision: u64, set: ResourceSet, mut texts: HashMap<ObjectKey, String>) -> Resources {
-        let mut take = |kind: &str, meta: &bulkhead_resources::ObjectMeta| {
-            let namespace = (kind != NAMESPACE_KIND).then(|| meta.namespace_or_default());
-            texts
-                .remove(&ObjectKey::new(kind, namespace, meta.name.clone()))
-                .unwrap_or_default()
-        };
-        // Implicit namespaces have no stored object; the proxy's loader recreates them.
-        let mut namespaces: Vec<(String, String)> = Vec::new();
-        for ns in &set.namespaces {
-            let json = take(NAMESPACE_KIND, &ns.metadata);
-            if !json.is_empty() {
-                namespaces.push((ns.metadata.name.clone(), json));
-            }
-        }
-        namespaces.sort();
-        let mut policies: HashMap<String, Vec<(ObjectKey, String)>> = HashMap::new();
-        let mut add_policy = |kind: &str, meta: &bulkhead_resources::ObjectMeta, json: String| {
-            let ns = meta.namespace_or_default();
-            let key = ObjectKey::new(kind, Some(ns), meta.name.clone());
-            policies.entry(ns.to_owned()).or_default().push((key, json));
-        };
-        for p in &set.network_policies {
-            add_policy(
-                "NetworkPolicy",
-                &p.metadata,
-                take("NetworkPolicy", &p.metadata),
-            );
-        }
-        for p in &set.authorization_policies {
-            let json = take("AuthorizationPolicy", &p.metadata);
-            add_policy("AuthorizationPolicy", &p.metadata, json);
-        }
-        for p in &set.peer_authentications {
-            let json = take("PeerAuthentication", &p.metadata);
-            add_policy("PeerAuthentication", &p.metadata, json);
-        }
-        for s in &set.services {
-            add_policy("Service", &s.metadata, take("Service", &s.metadata));
-        }
-        let mut infos: Vec<WorkloadInfo> = Vec::new();
-        for w in &set.workloads {
-            infos.push(WorkloadInfo::from_workload(
-                w,
-                take("Workload", &w.metadata),
-            ));
-        }
-        for p in &set.pods {
-            infos.push(WorkloadInfo::from_pod(p, take("Pod", &p.metadata)));
-        }
-        // Key order (kind, namespace, name) is the order of addressed objects in snapshots.
-        infos.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
-        let infos: Vec<Arc<WorkloadInfo>> = infos.into_iter().map(Arc::new).collect();
+    fn index(revision: u64, set: ResourceSet, texts: HashMap<ObjectKey, String>) -> Resources {
+        let mut texts = Texts(texts);
+        let namespaces = index_namespaces(&set, &mut texts);
+        let policies = index_policies(&set, &mut texts);
+        let infos = index_workloads(&set, &mut texts);
         let services = index_services(&set, &infos);
         let addressed = infos
             .iter()
             .filter(|w| w.address.is_some())
             .map(|w| w.json.clone())
             .collect();
+        let netpol_namespaces = set
+            .network_policies
+            .iter()
+            .map(|p| p.metadata.namespace_or_default().to_owned())
+            .collect();
         let mut workloads: HashMap<String, Vec<Arc<WorkloadInfo>>> = HashMap::new();
         for info in &infos {
-            workloads
-                .entry(info.key())
-                .or_default()
-                .push(Arc::clone(info));
+            let entry = workloads.entry(info.key()).or_default();
+            entry.push(Arc::clone(info));
         }
-        let mut prefixes = HashMap::new();
         let names = set.namespaces.iter().map(|n| n.metadata.name.clone());
-        for ns in names.chain([ROOT_NAMESPACE.to_owned()]) {
-            prefixes.insert(ns, OnceLock::new());
-        }
+        let prefixes = names
+            .chain([ROOT_NAMESPACE.to_owned()])
+            .map(|ns| (ns, OnceLock::new()))
+            .collect();
         Resources {
             revision,
-            namespaces: namespaces.into_iter().map(|(_, json)| json).collect(),
-            policies: policies
-                .into_iter()
-                .map(|(ns, mut list)| {
-                    list.sort_by(|a, b| a.0.cmp(&b.0));
-                    (ns, list.into_iter().map(|(_, json)| json).collect())
-                })
-                .collect(),
+            namespaces,
+            policies,
             workloads,
             addressed,
+            netpol_namespaces,
             services,
             prefixes,
         }
     }
+}
+
+/// The JSON texts of the stored objects, handed out once each as their typed resources
+/// are indexed.
+struct Texts(HashMap<ObjectKey, String>);
+
+impl Texts {
+    fn take(&mut self, kind: &str, meta: &ObjectMeta) -> String {
+        let namespace = (kind != NAMESPACE_KIND).then(|| meta.namespace_or_default());
+        let key = ObjectKey::new(kind, namespace, meta.name.clone());
+        self.0.remove(&key).unwrap_or_default()
+    }
+}
+
+/// Declared Namespaces (JSON), sorted by name. Implicit ones have no stored object; the
+/// proxy's loader recreates them.
+fn index_namespaces(set: &ResourceSet, texts: &mut Texts) -> Vec<String> {
+    let mut namespaces: Vec<(String, String)> = Vec::new();
+    for ns in &set.namespaces {
+        let json = texts.take(NAMESPACE_KIND, &ns.metadata);
+        if !json.is_empty() {
+            namespaces.push((ns.metadata.name.clone(), json));
+        }
+    }
+    namespaces.sort();
+    namespaces.into_iter().map(|(_, json)| json).collect()
+}
+
+/// Per namespace, its policies and Services (JSON), sorted by key.
+fn index_policies(set: &ResourceSet, texts: &mut Texts) -> HashMap<String, Vec<String>> {
+    let metas = set
+        .network_policies
+        .iter()
+        .map(|p| ("NetworkPolicy", &p.metadata))
+        .chain(
+            set.authorization_policies
+                .iter()
+                .map(|p| ("AuthorizationPolicy", &p.metadata)),
+        )
+        .chain(
+            set.peer_authentications
+                .iter()
+                .map(|p| ("PeerAuthentication", &p.metadata)),
+        )
+        .chain(set.services.iter().map(|s| ("Service", &s.metadata)));
+    let mut policies: HashMap<String, Vec<(ObjectKey, String)>> = HashMap::new();
+    for (kind, meta) in metas {
+        let ns = meta.namespace_or_default();
+        let key = ObjectKey::new(kind, Some(ns), meta.name.clone());
+        let json = texts.take(kind, meta);
+        policies.entry(ns.to_owned()).or_default().push((key, json));
+    }
+    policies
+        .into_iter()
+        .map(|(ns, mut list)| {
+            list.sort_by(|a, b| a.0.cmp(&b.0));
+            (ns, list.into_iter().map(|(_, json)| json).collect())
+        })
+        .collect()
+}
+
+/// Workloads and Pods, sorted by key (kind, namespace, name): the order addressed objects
+/// take in snapshots.
+fn index_workloads(set: &ResourceSet, texts: &mut Texts) -> Vec<Arc<WorkloadInfo>> {
+    let mut infos: Vec<WorkloadInfo> = Vec::new();
+    for w in &set.workloads {
+        let json = texts.take("Workload", &w.metadata);
+        infos.push(WorkloadInfo::from_workload(w, json));
+    }
+    for p in &set.pods {
+        infos.push(WorkloadInfo::from_pod(p, texts.take("Pod", &p.metadata)));
+    }
+    infos.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
+    infos.into_iter().map(Arc::new).collect()
 }
 
 /// Services by `name.namespace`, each with the workloads it selects.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_lc_rs::digest::{SHA256, digest};
 use bulkhead_api::proxy::{Endpoint, InboundPort, Snapshot, UpstreamRef};
 use bulkhead_control::mesh::MeshView;
-use bulkhead_control::proxyapi::snapshot::{Subscription, build, resolve_address};
+use bulkhead_control::proxyapi::snapshot::{Subscription, build, build_unless, resolve_address};
 use bulkhead_identity::TrustDomain;
 use bulkhead_resources::{Format, Loader};
 use bulkhead_store::{ObjectKey, Registration, StoredObject};
@@ -507,4 +507,26 @@ fn a_new_endpoint_changes_only_the_proxies_that_dial_it() {
         snapshot(&old, &bystander).hash,
         snapshot(&new, &bystander).hash
     );
+}
+
+#[test]
+fn build_unless_skips_what_the_proxy_has() {
+    let v = view(5, api_objects(), api_registrations());
+    let sub = subscription("shop", "client", "client", &[("api.shop", 80)]);
+    let full = snapshot(&v, &sub);
+    assert_eq!(build_unless(&v, &td(), BUNDLE, &sub, &full.hash), None);
+    assert_eq!(build_unless(&v, &td(), BUNDLE, &sub, "stale"), Some(full));
+}
+
+#[test]
+fn addressed_workloads_go_only_where_a_network_policy_may_need_them() {
+    let mut objects = mixed_namespaces();
+    objects.push(namespace("quiet"));
+    objects.push(workload("quiet", "q", "q", json!({}), json!({"address": "10.9.0.2"})));
+    let v = view(1, objects, Vec::new());
+    let quiet = names(&snapshot(&v, &subscription("quiet", "q", "q", &[])));
+    assert!(!quiet.contains(&"Workload/other/db".to_owned()), "{quiet:?}");
+    assert_eq!(quiet.iter().filter(|k| *k == "Workload/quiet/q").count(), 1, "{quiet:?}");
+    let shop = names(&snapshot(&v, &subscription("shop", "web", "web", &[])));
+    assert!(shop.contains(&"Workload/other/db".to_owned()) && shop.contains(&"Workload/quiet/q".to_owned()));
 }

@@ -61,51 +61,19 @@ fn issue(
     client_id: Option<SpiffeId>,
     now: SystemTime,
 ) -> Result<CertifyResponse, Status> {
-    let refuse = |reason: &'static str, status: Status| {
-        shared.metrics.certify_refused(reason);
-        tracing::warn!(
-            reason,
-            message = status.message(),
-            "refused a certificate request"
-        );
-        status
-    };
     let csr =
         CertificateSigningRequestDer::from_pem_slice(req.csr_pem.as_bytes()).map_err(|e| {
             let message = format!("csr_pem: expected a PEM `CERTIFICATE REQUEST` block: {e}");
-            refuse("malformed_csr", Status::invalid_argument(message))
+            refused(shared, "malformed_csr", Status::invalid_argument(message))
         })?;
-    let (id, credential) = if req.join_token.is_empty() {
-        let Some(id) = client_id else {
-            return Err(refuse(
-                "no_credential",
-                Status::unauthenticated(
-                    "no credential: present the current SVID as TLS client certificate or a \
-                     join token",
-                ),
-            ));
-        };
-        (id, Credential::Renewal)
-    } else {
-        match shared.store.redeem_join_token(&req.join_token, now) {
-            Ok(id) => (id, Credential::JoinToken),
-            Err(StoreError::JoinToken(refusal)) => {
-                let message = format!("join token refused: {refusal}");
-                return Err(refuse(
-                    refusal_reason(&refusal),
-                    Status::unauthenticated(message),
-                ));
-            }
-            Err(e) => return Err(ApiError::from(e).into()),
-        }
-    };
+    let (id, credential) = credential(shared, req, client_id, now)?;
     let svid = shared.ca.issue(csr.as_ref(), &id, None, now).map_err(|e| {
         let (reason, status) = ca_refusal(e, &id, credential);
         if reason == "internal" {
             tracing::error!(identity = %id, error = status.message(), "the CA cannot issue");
             return status;
         }
-        refuse(reason, status)
+        refused(shared, reason, status)
     })?;
     shared.metrics.certificate_issued(credential.label());
     tracing::info!(identity = %id, credential = credential.label(), serial = svid.serial(),
@@ -115,6 +83,49 @@ fn issue(
         trust_bundle_pem: shared.bundle.to_pem(),
         expires_unix: unix_seconds(svid.not_after()),
     })
+}
+
+/// The identity the request may have a certificate for: the join token's (spending one
+/// use) or, without a token, the client certificate's.
+fn credential(
+    shared: &Shared,
+    req: &CertifyRequest,
+    client_id: Option<SpiffeId>,
+    now: SystemTime,
+) -> Result<(SpiffeId, Credential), Status> {
+    if req.join_token.is_empty() {
+        return match client_id {
+            Some(id) => Ok((id, Credential::Renewal)),
+            None => Err(refused(
+                shared,
+                "no_credential",
+                Status::unauthenticated(
+                    "no credential: present the current SVID as TLS client certificate or a \
+                     join token",
+                ),
+            )),
+        };
+    }
+    match shared.store.redeem_join_token(&req.join_token, now) {
+        Ok(id) => Ok((id, Credential::JoinToken)),
+        Err(StoreError::JoinToken(refusal)) => {
+            let message = format!("join token refused: {refusal}");
+            let reason = refusal_reason(&refusal);
+            Err(refused(shared, reason, Status::unauthenticated(message)))
+        }
+        Err(e) => Err(ApiError::from(e).into()),
+    }
+}
+
+/// Counts and logs a refusal; returns its status.
+fn refused(shared: &Shared, reason: &'static str, status: Status) -> Status {
+    shared.metrics.certify_refused(reason);
+    tracing::warn!(
+        reason,
+        message = status.message(),
+        "refused a certificate request"
+    );
+    status
 }
 
 /// The `reason` label of a refused join token.

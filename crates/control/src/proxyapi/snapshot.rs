@@ -192,52 +192,90 @@ pub fn build(
     bundle_pem: &str,
     sub: &Subscription,
 ) -> Snapshot {
-    let own = own_resources(view, sub);
-    let upstreams: Vec<Upstream> = sub
-        .upstreams
-        .iter()
-        .map(|r| upstream(view, trust_domain, sub, r))
-        .collect();
-    let trust_domain = trust_domain.as_str().to_owned();
+    let parts = Parts::new(view, trust_domain, bundle_pem, sub);
+    parts.into_snapshot(view, bundle_pem, sub)
+}
 
-    let mut digest = shared_digest(view, bundle_pem, &sub.namespace);
-    let mut buf = Vec::new();
-    for json in &own {
-        encode_str(FIELD_RESOURCES, json, &mut buf);
-    }
-    for up in &upstreams {
-        prost::encoding::message::encode(FIELD_UPSTREAMS, up, &mut buf);
-    }
-    if !trust_domain.is_empty() {
-        encode_str(FIELD_TRUST_DOMAIN, &trust_domain, &mut buf);
-    }
-    digest.update(&buf);
+/// [`build`], or `None` when the snapshot's hash is `known` (what the proxy has). The
+/// hash is computed before the shared resources are copied, so a change that does not
+/// concern this proxy costs no copies.
+pub fn build_unless(
+    view: &MeshView,
+    trust_domain: &TrustDomain,
+    bundle_pem: &str,
+    sub: &Subscription,
+    known: &str,
+) -> Option<Snapshot> {
+    let parts = Parts::new(view, trust_domain, bundle_pem, sub);
+    (parts.hash != known).then(|| parts.into_snapshot(view, bundle_pem, sub))
+}
 
-    let mut resources_json: Vec<String> = view
-        .shared_resources(&sub.namespace)
-        .map(str::to_owned)
-        .collect();
-    resources_json.extend(own);
-    Snapshot {
-        version: view.revision,
-        hash: hex(digest.finish().as_ref()),
-        trust_bundle_pem: bundle_pem.to_owned(),
-        resources_json,
-        upstreams,
-        trust_domain,
+/// What is particular to one proxy, and the hash of the whole snapshot.
+struct Parts {
+    hash: String,
+    own: Vec<String>,
+    upstreams: Vec<Upstream>,
+    trust_domain: String,
+}
+
+impl Parts {
+    fn new(view: &MeshView, td: &TrustDomain, bundle_pem: &str, sub: &Subscription) -> Parts {
+        let own = own_resources(view, sub);
+        let upstreams: Vec<Upstream> = sub
+            .upstreams
+            .iter()
+            .map(|r| upstream(view, td, sub, r))
+            .collect();
+        let trust_domain = td.as_str().to_owned();
+        // Continue the shared part's digest with the fields that follow it, in field order.
+        let mut digest = shared_digest(view, bundle_pem, &sub.namespace);
+        let mut buf = Vec::new();
+        for json in &own {
+            encode_str(FIELD_RESOURCES, json, &mut buf);
+        }
+        for up in &upstreams {
+            prost::encoding::message::encode(FIELD_UPSTREAMS, up, &mut buf);
+        }
+        if !trust_domain.is_empty() {
+            encode_str(FIELD_TRUST_DOMAIN, &trust_domain, &mut buf);
+        }
+        digest.update(&buf);
+        Parts {
+            hash: hex(digest.finish().as_ref()),
+            own,
+            upstreams,
+            trust_domain,
+        }
+    }
+
+    fn into_snapshot(self, view: &MeshView, bundle_pem: &str, sub: &Subscription) -> Snapshot {
+        let mut resources_json: Vec<String> = view
+            .shared_resources(&sub.namespace)
+            .map(str::to_owned)
+            .collect();
+        resources_json.extend(self.own);
+        Snapshot {
+            version: view.revision,
+            hash: self.hash,
+            trust_bundle_pem: bundle_pem.to_owned(),
+            resources_json,
+            upstreams: self.upstreams,
+            trust_domain: self.trust_domain,
+        }
     }
 }
 
-/// The proxy's own Workload or Pod when not already among the addressed ones, or the
+/// The proxy's own Workload or Pod when not already among the shipped addressed ones, or the
 /// synthesized Workload when the store declares none.
 fn own_resources(view: &MeshView, sub: &Subscription) -> Vec<String> {
     let declared = view.workloads(&sub.workload_key());
     if declared.is_empty() {
         return vec![sub.synthesized.clone()];
     }
+    let shipped = view.ships_addressed(&sub.namespace);
     declared
         .iter()
-        .filter(|w| w.address.is_none())
+        .filter(|w| w.address.is_none() || !shipped)
         .map(|w| w.json.clone())
         .collect()
 }

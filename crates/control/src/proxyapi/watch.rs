@@ -202,9 +202,15 @@ impl Session {
         let view = self.svc.view().await?;
         let shared = &self.svc.shared;
         let started = Instant::now();
-        let snapshot = snapshot::build(&view, &shared.trust_domain, &self.bundle_pem, &self.sub);
+        let built = snapshot::build_unless(
+            &view,
+            &shared.trust_domain,
+            &self.bundle_pem,
+            &self.sub,
+            &self.sent_hash,
+        );
         shared.metrics.observe_snapshot_build(started.elapsed());
-        Ok((snapshot.hash != self.sent_hash).then_some(Pending { snapshot, at }))
+        Ok(built.map(|snapshot| Pending { snapshot, at }))
     }
 
     /// Records a snapshot as sent and returns it.
