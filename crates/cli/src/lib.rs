@@ -37,7 +37,7 @@ enum Command {
     /// Create a CA, issue and inspect X.509-SVIDs, and manage the trust bundle.
     #[command(subcommand)]
     Cert(cert::CertCommand),
-    /// Run the sidecar proxy next to one workload (standalone mode: a ProxyConfig file).
+    /// Run the sidecar proxy next to one workload (a ProxyConfig file, optionally under a control plane).
     Proxy(proxy::ProxyArgs),
     /// Run the control plane (--data-dir DIR), or ask a running one (`status`).
     Control(control::ControlArgs),

@@ -522,11 +522,27 @@ fn build_unless_skips_what_the_proxy_has() {
 fn addressed_workloads_go_only_where_a_network_policy_may_need_them() {
     let mut objects = mixed_namespaces();
     objects.push(namespace("quiet"));
-    objects.push(workload("quiet", "q", "q", json!({}), json!({"address": "10.9.0.2"})));
+    objects.push(workload(
+        "quiet",
+        "q",
+        "q",
+        json!({}),
+        json!({"address": "10.9.0.2"}),
+    ));
     let v = view(1, objects, Vec::new());
     let quiet = names(&snapshot(&v, &subscription("quiet", "q", "q", &[])));
-    assert!(!quiet.contains(&"Workload/other/db".to_owned()), "{quiet:?}");
-    assert_eq!(quiet.iter().filter(|k| *k == "Workload/quiet/q").count(), 1, "{quiet:?}");
+    assert!(
+        !quiet.contains(&"Workload/other/db".to_owned()),
+        "{quiet:?}"
+    );
+    assert_eq!(
+        quiet.iter().filter(|k| *k == "Workload/quiet/q").count(),
+        1,
+        "{quiet:?}"
+    );
     let shop = names(&snapshot(&v, &subscription("shop", "web", "web", &[])));
-    assert!(shop.contains(&"Workload/other/db".to_owned()) && shop.contains(&"Workload/quiet/q".to_owned()));
+    assert!(
+        shop.contains(&"Workload/other/db".to_owned())
+            && shop.contains(&"Workload/quiet/q".to_owned())
+    );
 }

@@ -5,7 +5,7 @@
 //! | `/metrics` | GET | Prometheus metrics (OpenMetrics text) |
 //! | `/ready` | GET | 200 when a snapshot is in force, the SVID is valid and the data path serves; else 503 with the reason |
 //! | `/live` | GET | 200 while the process runs |
-//! | `/config` | GET | the snapshot in force and certificate details as JSON (never key material) |
+//! | `/config` | GET | the snapshot in force and certificate details as JSON (never key material); under a control plane also its connection state (`control`) |
 //! | `/logging` | GET | the current log filter |
 //! | `/logging?level=FILTER` | POST, PUT | replaces the log filter (`debug`, `info,bulkhead_proxy=trace`, ...) |
 //!
@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing_subscriber::{EnvFilter, Registry, reload};
 
+use crate::control::ControlStatus;
 use crate::metrics::Metrics;
 use crate::reload::ReloadStatus;
 use crate::snapshot::Snapshot;
@@ -55,8 +56,10 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Runtime log filter control; `/logging` answers 503 without it.
     pub log_filter: Option<LogFilterHandle>,
-    /// Reload outcomes, shown in `/config`.
+    /// Reload outcomes, shown in `/config` (standalone mode).
     pub reload_status: Option<watch::Receiver<ReloadStatus>>,
+    /// The control plane connection, shown in `/config` (controlled mode).
+    pub control_status: Option<watch::Receiver<ControlStatus>>,
     /// Whether the data path is serving (its listeners are bound); `/ready` also waits
     /// for this when given.
     pub serving: Option<watch::Receiver<bool>>,
@@ -70,6 +73,7 @@ impl AdminState {
             metrics,
             log_filter: None,
             reload_status: None,
+            control_status: None,
             serving: None,
         }
     }
@@ -139,7 +143,8 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
         "/config" if read => {
             let snapshot = state.snapshots.borrow().clone();
             let status = state.reload_status.as_ref().map(|s| s.borrow().clone());
-            let body = config_json::render(&snapshot, status.as_ref());
+            let control = state.control_status.as_ref().map(|s| s.borrow().clone());
+            let body = config_json::render(&snapshot, status.as_ref(), control.as_ref());
             reply(StatusCode::OK, "application/json", body)
         }
         "/logging" if read => logging_get(state),

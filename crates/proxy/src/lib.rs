@@ -4,11 +4,13 @@
 //! A request moves through phases, one module each: accept → detect → (inbound: mTLS
 //! handshake, peer identity) → authorize → route → balance → connect → forward →
 //! respond/log. Configuration arrives as one typed [`snapshot::Snapshot`], built from a
-//! `ProxyConfig` file in standalone mode (and later from the control plane).
+//! `ProxyConfig` file in standalone mode ([`reload::ConfigSource`]) or from the control
+//! plane's snapshots ([`control::ControlledSource`]).
 
 pub mod accesslog;
 pub mod admin;
 pub mod config;
+pub mod control;
 pub mod detect;
 pub mod error;
 pub mod forward;

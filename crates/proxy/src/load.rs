@@ -1,4 +1,6 @@
 //! Standalone configuration: a `ProxyConfig` file in, a validated [`Snapshot`] out.
+//! (`compile`, `inbound` and `outbound_with` are shared with [`crate::control`], which
+//! builds the same snapshot from a control plane's resources.)
 //!
 //! [`load_config`] decodes the file through the resources loader (so errors name the file,
 //! line and field path exactly as resource errors do) and checks what types cannot say.
@@ -19,7 +21,7 @@ use std::time::SystemTime;
 use bulkhead_identity::rotation::{RotationError, SvidSource};
 use bulkhead_identity::verify::{BundleHandle, VerifyError, verify_svid_chain};
 use bulkhead_identity::{SpiffeId, TrustBundle, bundle::parse_certificates};
-use bulkhead_policy::{Engine, Options, PolicyError};
+use bulkhead_policy::{EndpointId, Engine, Options, PolicyError};
 use bulkhead_resources::load::decode_single_with;
 use bulkhead_resources::{
     LoadError, Loader, Namespace, ObjectMeta, ResourceSet, Workload, WorkloadPort, WorkloadSpec,
@@ -27,7 +29,7 @@ use bulkhead_resources::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::{AppProtocol, ProxyConfig};
+use crate::config::{AppProtocol, ControlPlaneOverrides, IdentityFiles, OutboundSpec, ProxyConfig};
 use crate::snapshot::{Endpoint, Inbound, Outbound, Snapshot};
 
 /// The `apiVersion` of a `ProxyConfig`.
@@ -98,16 +100,33 @@ pub enum ConfigError {
 /// listen addresses, loopback admin and outbound listeners, ports, `name.namespace`
 /// services, SPIFFE IDs, files that exist). Relative paths are relative to the file.
 pub fn load_config(path: &Path) -> Result<ProxyConfig, ConfigError> {
+    load_config_with(path, &ControlPlaneOverrides::default())
+}
+
+/// [`load_config`] with command-line values written into `spec.controlPlane` before the
+/// checks, so that `--control-plane` turns a file without the section into a controlled
+/// configuration (and the rules for that mode apply).
+pub fn load_config_with(
+    path: &Path,
+    overrides: &ControlPlaneOverrides,
+) -> Result<ProxyConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
     let base_dir = config_dir(path);
     let origin = path.display().to_string();
-    decode_single_with(&text, &origin, API_VERSION, KIND, |cfg: &ProxyConfig| {
-        validate::validate(cfg, &base_dir)
+    let mut cfg = decode_single_with(&text, &origin, API_VERSION, KIND, |cfg: &ProxyConfig| {
+        if overrides.is_empty() {
+            return validate::validate(cfg, &base_dir);
+        }
+        let mut cfg = cfg.clone();
+        overrides.apply(&mut cfg);
+        validate::validate(&cfg, &base_dir)
     })
-    .map_err(ConfigError::Invalid)
+    .map_err(ConfigError::Invalid)?;
+    overrides.apply(&mut cfg);
+    Ok(cfg)
 }
 
 /// The directory relative paths in the config file at `path` are resolved against.
@@ -139,23 +158,30 @@ pub fn build_snapshot(
     version: u64,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, ConfigError> {
-    let material = read_identity(cfg, base_dir)?;
-    let mut resources = load_policies(cfg, base_dir)?;
-    let key = add_self(cfg, &mut resources);
-    let options = Options {
-        trust_domain: material.id.trust_domain_name().to_owned(),
-        trust_domain_aliases: Vec::new(),
-        root_namespace: ROOT_NAMESPACE.to_owned(),
-    };
-    let engine = Engine::compile(&resources, options).map_err(ConfigError::Compile)?;
-    let endpoint = engine.endpoint(&key).ok_or_else(|| ConfigError::Field {
-        field: "metadata.name".into(),
-        message: format!("workload `{key}` is missing from the compiled policies"),
-    })?;
+    let files = cfg
+        .spec
+        .identity
+        .as_ref()
+        .ok_or_else(|| ConfigError::Field {
+            field: "spec.identity".into(),
+            message: "missing; a proxy under spec.controlPlane gets its snapshots from \
+                  bulkhead_proxy::control, not from the file"
+                .into(),
+        })?;
+    let material = read_identity(cfg, files, base_dir)?;
+    let resources = load_policies(cfg, base_dir)?;
+    let (engine, endpoint) =
+        compile(cfg, resources, material.id.trust_domain_name()).map_err(|e| match e {
+            CompileError::Policy(e) => ConfigError::Compile(e),
+            CompileError::MissingSelf(key) => ConfigError::Field {
+                field: "metadata.name".into(),
+                message: format!("workload `{key}` is missing from the compiled policies"),
+            },
+        })?;
     let inbound = inbound(cfg);
-    let outbound = outbound(cfg)?;
+    let outbound = outbound_with(cfg, file_endpoints)?;
     // Everything is valid: only now touch the sources the running proxy uses.
-    let (svid, bundle) = commit_identity(material, previous, base_dir, cfg)?;
+    let (svid, bundle) = commit_identity(material, previous, base_dir, files)?;
     Ok(Snapshot {
         version,
         identity: svid.id().clone(),
@@ -167,6 +193,36 @@ pub fn build_snapshot(
         outbound,
         access_log: cfg.spec.access_log.enabled,
     })
+}
+
+/// Why [`compile`] failed.
+#[derive(Debug)]
+pub(crate) enum CompileError {
+    /// The policy engine refused the resources.
+    Policy(PolicyError),
+    /// The compiled policies do not know this workload (`namespace/name`).
+    MissingSelf(String),
+}
+
+/// Adds this workload unless `resources` declare it, compiles the policies for
+/// `trust_domain` and finds this workload's endpoint. Policy files and a control plane's
+/// resources both go through here, so both modes decide alike.
+pub(crate) fn compile(
+    cfg: &ProxyConfig,
+    mut resources: ResourceSet,
+    trust_domain: &str,
+) -> Result<(Engine, EndpointId), CompileError> {
+    let key = add_self(cfg, &mut resources);
+    let options = Options {
+        trust_domain: trust_domain.to_owned(),
+        trust_domain_aliases: Vec::new(),
+        root_namespace: ROOT_NAMESPACE.to_owned(),
+    };
+    let engine = Engine::compile(&resources, options).map_err(CompileError::Policy)?;
+    let endpoint = engine
+        .endpoint(&key)
+        .ok_or(CompileError::MissingSelf(key))?;
+    Ok((engine, endpoint))
 }
 
 fn identity_error(field: &'static str, path: &Path, message: impl ToString) -> ConfigError {
@@ -182,8 +238,11 @@ fn read_file(field: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
 }
 
 /// Reads the SVID, key and bundle and checks that they belong together and to `cfg`.
-fn read_identity(cfg: &ProxyConfig, base_dir: &Path) -> Result<IdentityMaterial, ConfigError> {
-    let files = &cfg.spec.identity;
+fn read_identity(
+    cfg: &ProxyConfig,
+    files: &IdentityFiles,
+    base_dir: &Path,
+) -> Result<IdentityMaterial, ConfigError> {
     let (cert_path, key_path) = (
         base_dir.join(&files.cert_file),
         base_dir.join(&files.key_file),
@@ -289,19 +348,19 @@ fn commit_identity(
     material: IdentityMaterial,
     previous: Option<&Snapshot>,
     base_dir: &Path,
-    cfg: &ProxyConfig,
+    files: &IdentityFiles,
 ) -> Result<(Arc<SvidSource>, BundleHandle), ConfigError> {
     let Some(prev) = previous.filter(|p| p.svid.id() == &material.id) else {
         return Ok(material.fresh);
     };
     if prev.svid.certified_key().cert != material.chain {
-        let path = base_dir.join(&cfg.spec.identity.cert_file);
+        let path = base_dir.join(&files.cert_file);
         prev.svid
             .install(material.chain, material.key)
             .map_err(|e| identity_error("certFile", &path, e))?;
     }
     if prev.bundle.current().roots() != material.bundle.roots() {
-        let path = base_dir.join(&cfg.spec.identity.bundle_file);
+        let path = base_dir.join(&files.bundle_file);
         // Cannot fail: the same bundle was already prepared into the fresh handle.
         prev.bundle
             .replace(material.bundle)
@@ -319,7 +378,7 @@ fn load_policies(cfg: &ProxyConfig, base_dir: &Path) -> Result<ResourceSet, Conf
     loader.finish().map_err(ConfigError::Policies)
 }
 
-/// Adds this workload as a `Workload` unless the policy files declare a Pod or Workload of
+/// Adds this workload as a `Workload` unless the resources declare a Pod or Workload of
 /// that name; returns its `namespace/name`.
 fn add_self(cfg: &ProxyConfig, resources: &mut ResourceSet) -> String {
     let namespace = cfg.metadata.namespace_or_default().to_owned();
@@ -370,7 +429,8 @@ fn app_protocol(protocol: AppProtocol) -> Option<&'static str> {
     }
 }
 
-fn inbound(cfg: &ProxyConfig) -> Vec<Inbound> {
+/// The inbound ports of `cfg`, as the snapshot holds them.
+pub(crate) fn inbound(cfg: &ProxyConfig) -> Vec<Inbound> {
     let ports = cfg.spec.inbound.iter().map(|i| Inbound {
         listen: i.listen,
         port: i.port,
@@ -380,26 +440,36 @@ fn inbound(cfg: &ProxyConfig) -> Vec<Inbound> {
     ports.collect()
 }
 
-fn outbound(cfg: &ProxyConfig) -> Result<Vec<Outbound>, ConfigError> {
+/// The upstreams of `cfg`, with the endpoints `endpoints` gives for each (by index): from
+/// the file in standalone mode, from the snapshot's upstreams under a control plane.
+pub(crate) fn outbound_with<E>(
+    cfg: &ProxyConfig,
+    mut endpoints: impl FnMut(usize, &OutboundSpec) -> Result<Vec<Endpoint>, E>,
+) -> Result<Vec<Outbound>, E> {
     let mut out = Vec::with_capacity(cfg.spec.outbound.len());
     for (i, o) in cfg.spec.outbound.iter().enumerate() {
-        let mut endpoints = Vec::with_capacity(o.endpoints.len());
-        for (j, e) in o.endpoints.iter().enumerate() {
-            let identity = SpiffeId::parse(&e.identity).map_err(|err| ConfigError::Field {
-                field: format!("spec.outbound[{i}].endpoints[{j}].identity"),
-                message: format!("`{}` is not a valid SPIFFE ID: {err}", e.identity),
-            })?;
-            endpoints.push(Endpoint {
-                address: e.address,
-                identity,
-            });
-        }
         out.push(Outbound {
             listen: o.listen,
             service: o.service.clone(),
             protocol: o.protocol,
-            endpoints,
+            endpoints: endpoints(i, o)?,
         });
     }
     Ok(out)
+}
+
+/// The endpoints `spec.outbound[i]` lists in the file.
+fn file_endpoints(i: usize, o: &OutboundSpec) -> Result<Vec<Endpoint>, ConfigError> {
+    let mut endpoints = Vec::with_capacity(o.endpoints.len());
+    for (j, e) in o.endpoints.iter().enumerate() {
+        let identity = SpiffeId::parse(&e.identity).map_err(|err| ConfigError::Field {
+            field: format!("spec.outbound[{i}].endpoints[{j}].identity"),
+            message: format!("`{}` is not a valid SPIFFE ID: {err}", e.identity),
+        })?;
+        endpoints.push(Endpoint {
+            address: e.address,
+            identity,
+        });
+    }
+    Ok(endpoints)
 }

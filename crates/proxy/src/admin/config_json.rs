@@ -7,12 +7,16 @@ use std::time::SystemTime;
 use serde_json::{Value, json};
 
 use crate::accesslog::rfc3339;
-use crate::config::AppProtocol;
+use crate::control::ControlStatus;
 use crate::reload::{ReloadStatus, unix_seconds};
 use crate::snapshot::Snapshot;
 
 /// The JSON document `/config` answers with.
-pub(super) fn render(snapshot: &Snapshot, status: Option<&ReloadStatus>) -> String {
+pub(super) fn render(
+    snapshot: &Snapshot,
+    status: Option<&ReloadStatus>,
+    control: Option<&ControlStatus>,
+) -> String {
     let engine = &snapshot.engine;
     let (network, authentication, authorization) = engine.policy_counts();
     let bundle = snapshot.bundle.current();
@@ -39,6 +43,7 @@ pub(super) fn render(snapshot: &Snapshot, status: Option<&ReloadStatus>) -> Stri
             "rejected": s.rejected,
             "last_error": s.last_error,
         })),
+        "control": control.map(control_json),
     });
     let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
     text.push('\n');
@@ -53,7 +58,7 @@ fn inbound(snapshot: &Snapshot) -> Vec<Value> {
             "listen": i.listen.to_string(),
             "port": i.port,
             "forward_to": i.forward_to.to_string(),
-            "protocol": protocol_name(i.protocol),
+            "protocol": i.protocol.as_str(),
             "mtls_mode": mode.as_str(),
             "mtls_mode_set_by": by,
         })
@@ -71,7 +76,7 @@ fn outbound(snapshot: &Snapshot) -> Vec<Value> {
         json!({
             "listen": o.listen.to_string(),
             "service": o.service,
-            "protocol": protocol_name(o.protocol),
+            "protocol": o.protocol.as_str(),
             "endpoints": endpoints,
         })
     });
@@ -98,14 +103,18 @@ fn certificate(snapshot: &Snapshot) -> Value {
     })
 }
 
-/// The `spec.*.protocol` spelling.
-fn protocol_name(protocol: AppProtocol) -> &'static str {
-    match protocol {
-        AppProtocol::Auto => "auto",
-        AppProtocol::Http => "http",
-        AppProtocol::Http2 => "http2",
-        AppProtocol::Grpc => "grpc",
-        AppProtocol::Tcp => "tcp",
-        AppProtocol::Opaque => "opaque",
-    }
+/// The control plane connection: whether it is up, what is applied, what went wrong.
+fn control_json(c: &ControlStatus) -> Value {
+    json!({
+        "address": c.address,
+        "connected": c.connected,
+        "applied_version": c.applied_version,
+        "applied_hash": c.applied_hash,
+        "from_state_dir": c.from_state_dir,
+        "last_error": c.last_error,
+        "last_nack": c.last_nack,
+        "rejected": c.rejected,
+        "streams": c.streams,
+        "cert_expiry_unix": c.cert_expiry_unix,
+    })
 }

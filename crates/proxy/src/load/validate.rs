@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use bulkhead_identity::SpiffeId;
+use bulkhead_identity::{SpiffeId, TrustDomain};
 use bulkhead_resources::{FieldError, FieldPath};
 
-use crate::config::ProxyConfig;
+use crate::config::{ControlPlaneSpec, ProxyConfig};
+use crate::control::address::Address;
 
 /// Every semantic problem of `cfg`; relative paths are checked against `base_dir`.
 pub(super) fn validate(cfg: &ProxyConfig, base_dir: &Path) -> Vec<FieldError> {
@@ -25,7 +26,110 @@ pub(super) fn validate(cfg: &ProxyConfig, base_dir: &Path) -> Vec<FieldError> {
     check_listeners(cfg, &spec, &mut out);
     check_outbound(cfg, &spec, &mut out);
     check_files(cfg, base_dir, &spec, &mut out);
+    match &cfg.spec.control_plane {
+        Some(cp) => check_controlled(cfg, cp, base_dir, &spec, &mut out),
+        None if cfg.spec.identity.is_none() => out.push(FieldError::new(
+            spec.key("identity"),
+            "missing; expected {certFile, keyFile, bundleFile} (or spec.controlPlane, to have \
+             the control plane issue the certificate)",
+        )),
+        None => {}
+    }
     out
+}
+
+/// With a control plane, the certificate, policies and endpoints come from it: the file
+/// must not also name them, or an operator would believe they apply.
+fn check_controlled(
+    cfg: &ProxyConfig,
+    cp: &ControlPlaneSpec,
+    base_dir: &Path,
+    spec: &FieldPath,
+    out: &mut Vec<FieldError>,
+) {
+    let forbidden = |path: FieldPath, what: &str| {
+        FieldError::new(
+            path,
+            format!("not allowed with spec.controlPlane: the control plane supplies {what}"),
+        )
+    };
+    if cfg.spec.identity.is_some() {
+        out.push(forbidden(spec.key("identity"), "the certificate"));
+    }
+    if !cfg.spec.policies.is_empty() {
+        out.push(forbidden(spec.key("policies"), "the policies"));
+    }
+    for (i, outbound) in cfg.spec.outbound.iter().enumerate() {
+        if !outbound.endpoints.is_empty() {
+            let at = spec.key("outbound").index(i).key("endpoints");
+            out.push(forbidden(at, "the endpoints"));
+        }
+    }
+    check_control_plane(cp, base_dir, &spec.key("controlPlane"), out);
+}
+
+fn check_control_plane(
+    cp: &ControlPlaneSpec,
+    base_dir: &Path,
+    at: &FieldPath,
+    out: &mut Vec<FieldError>,
+) {
+    if cp.address.is_empty() {
+        out.push(FieldError::new(
+            at.key("address"),
+            "missing; expected the control plane's `host:port` (or --control-plane)",
+        ));
+    } else if let Err(e) = Address::parse(&cp.address) {
+        out.push(FieldError::new(at.key("address"), e.to_string()));
+    }
+    if cp.ca_file.as_os_str().is_empty() {
+        out.push(FieldError::new(
+            at.key("caFile"),
+            "missing; expected the control plane API's CA certificate (PEM), e.g. \
+             <data-dir>/tls/ca.pem (or --control-plane-ca)",
+        ));
+    } else {
+        check_readable(base_dir, &cp.ca_file, at.key("caFile"), out);
+    }
+    match (&cp.token, &cp.token_file) {
+        (Some(_), Some(_)) => out.push(FieldError::new(
+            at.key("tokenFile"),
+            "set either token or tokenFile, not both",
+        )),
+        (Some(token), None) if token.trim().is_empty() => {
+            out.push(FieldError::new(
+                at.key("token"),
+                "empty; expected a join token (bhj_...)",
+            ));
+        }
+        (None, Some(file)) => check_readable(base_dir, file, at.key("tokenFile"), out),
+        _ => {}
+    }
+    if let Err(e) = TrustDomain::new(&cp.trust_domain) {
+        out.push(FieldError::new(
+            at.key("trustDomain"),
+            format!("`{}` is not a valid trust domain: {e}", cp.trust_domain),
+        ));
+    }
+    if let Some(dir) = &cp.state_dir {
+        let resolved = base_dir.join(dir);
+        if resolved.exists() && !resolved.is_dir() {
+            out.push(FieldError::new(
+                at.key("stateDir"),
+                format!("`{}` exists and is not a directory", resolved.display()),
+            ));
+        }
+    }
+}
+
+fn check_readable(base_dir: &Path, path: &Path, at: FieldPath, out: &mut Vec<FieldError>) {
+    let resolved = base_dir.join(path);
+    if !resolved.is_file() {
+        out.push(FieldError::new(
+            at,
+            format!("`{}` is not a readable file", resolved.display()),
+        ));
+    }
 }
 
 fn check_dns_label(name: &str, path: FieldPath, out: &mut Vec<FieldError>) {
@@ -222,7 +326,8 @@ fn check_outbound(cfg: &ProxyConfig, spec: &FieldPath, out: &mut Vec<FieldError>
                 ),
             ));
         }
-        if outbound.endpoints.is_empty() {
+        // With a control plane the endpoints come from it (checked in `check_controlled`).
+        if outbound.endpoints.is_empty() && cfg.spec.control_plane.is_none() {
             out.push(FieldError::new(
                 at.key("endpoints"),
                 "no endpoints; expected at least one {address, identity}",
@@ -246,19 +351,15 @@ fn check_outbound(cfg: &ProxyConfig, spec: &FieldPath, out: &mut Vec<FieldError>
 }
 
 fn check_files(cfg: &ProxyConfig, base_dir: &Path, spec: &FieldPath, out: &mut Vec<FieldError>) {
-    let identity = spec.key("identity");
-    let files = [
-        ("certFile", &cfg.spec.identity.cert_file),
-        ("keyFile", &cfg.spec.identity.key_file),
-        ("bundleFile", &cfg.spec.identity.bundle_file),
-    ];
-    for (field, path) in files {
-        let resolved = base_dir.join(path);
-        if !resolved.is_file() {
-            out.push(FieldError::new(
-                identity.key(field),
-                format!("`{}` is not a readable file", resolved.display()),
-            ));
+    if let Some(files) = &cfg.spec.identity {
+        let identity = spec.key("identity");
+        let files = [
+            ("certFile", &files.cert_file),
+            ("keyFile", &files.key_file),
+            ("bundleFile", &files.bundle_file),
+        ];
+        for (field, path) in files {
+            check_readable(base_dir, path, identity.key(field), out);
         }
     }
     for (i, path) in cfg.spec.policies.iter().enumerate() {

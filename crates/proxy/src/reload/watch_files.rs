@@ -160,14 +160,14 @@ fn is_resource_file(path: &Path) -> bool {
 
 /// The files `config` reads besides itself: certificate, key, bundle and policy paths.
 pub(crate) fn referenced(config: &ProxyConfig, base_dir: &Path) -> Vec<PathBuf> {
-    let identity = &config.spec.identity;
-    let files = [
-        &identity.cert_file,
-        &identity.key_file,
-        &identity.bundle_file,
-    ];
-    files
-        .into_iter()
+    let identity = config.spec.identity.iter().flat_map(|identity| {
+        [
+            &identity.cert_file,
+            &identity.key_file,
+            &identity.bundle_file,
+        ]
+    });
+    identity
         .chain(&config.spec.policies)
         .map(|p| base_dir.join(p))
         .collect()
