@@ -2,6 +2,7 @@
 //! the JSON bodies of the operator REST API ([`rest`]). Server (`bulkhead-control`) and
 //! clients (the sidecar, the CLI) share these so they cannot drift apart.
 
+pub mod kinds;
 pub mod rest;
 
 /// `bulkhead.proxy.v1`: messages, the `ProxyApi` client and server (generated).

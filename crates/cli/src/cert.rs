@@ -127,7 +127,7 @@ pub(crate) fn run(cmd: CertCommand) -> Result<ExitCode> {
 }
 
 /// `90s`, `30m`, `24h`, `7d`, or several run together (`1h30m`).
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration `{s}`: expected e.g. 90s, 30m, 24h or 7d");
     let mut total: u64 = 0;
     let mut digits = String::new();

@@ -44,8 +44,9 @@ pub(crate) struct DiffArgs {
 /// `get` flags.
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// Kind: NetworkPolicy, AuthorizationPolicy, PeerAuthentication, Service, Workload, Pod,
-    /// Namespace (any case; plurals and netpol, svc, po, ns work too).
+    /// Kind: NetworkPolicy, AuthorizationPolicy, PeerAuthentication, TrafficPolicy, Service,
+    /// Workload, Pod, Namespace (any case; plurals and netpol, ap, pa, tp, svc, wl, po, ns
+    /// work too).
     kind: String,
     /// Show only the object of this name.
     name: Option<String>,
@@ -94,24 +95,9 @@ pub(crate) struct DeleteArgs {
     pub(crate) conn: ConnArgs,
 }
 
-/// Kinds with the other names people type for them (lowercase).
-const KINDS: &[(&str, &[&str])] = &[
-    ("Namespace", &["namespaces", "ns"]),
-    ("Pod", &["pods", "po"]),
-    ("Service", &["services", "svc"]),
-    ("Workload", &["workloads"]),
-    ("NetworkPolicy", &["networkpolicies", "netpol"]),
-    ("AuthorizationPolicy", &["authorizationpolicies"]),
-    ("PeerAuthentication", &["peerauthentications"]),
-];
-
 /// The kind as the API spells it; unknown kinds go as typed, for the server to judge.
 pub(crate) fn canonical_kind(kind: &str) -> String {
-    let lower = kind.to_ascii_lowercase();
-    KINDS
-        .iter()
-        .find(|(name, others)| name.to_ascii_lowercase() == lower || others.contains(&&*lower))
-        .map_or_else(|| kind.to_owned(), |(name, _)| (*name).to_owned())
+    bulkhead_api::kinds::canonical(kind).map_or_else(|| kind.to_owned(), str::to_owned)
 }
 
 /// The namespace query value: none for Namespaces and `-A`, else the flag or `default`.

@@ -12,6 +12,7 @@ use bulkhead_api::rest::{
 };
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::cert::parse_duration;
 use crate::client::{Client, encode};
 use crate::context::ConnArgs;
 use crate::output::{self, Format, Table};
@@ -108,36 +109,6 @@ pub(crate) struct RevokeArgs {
     id: String,
     #[command(flatten)]
     pub(crate) conn: ConnArgs,
-}
-
-/// `90s`, `30m`, `24h`, `7d`, or several run together (`1h30m`), as `bulkhead cert` reads
-/// durations.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration `{s}`: expected e.g. 90s, 30m, 1h or 7d");
-    let (mut total, mut digits) = (0u64, String::new());
-    for c in s.chars() {
-        let unit = match c {
-            '0'..='9' => {
-                digits.push(c);
-                continue;
-            }
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        digits.clear();
-    }
-    if !digits.is_empty() || total == 0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
 }
 
 /// Runs one token subcommand.

@@ -139,6 +139,9 @@ struct Resources {
     netpol_namespaces: HashSet<String>,
     /// Services by `name.namespace`.
     services: HashMap<String, ServiceInfo>,
+    /// The spec of each Service's TrafficPolicy (JSON, without `service`), by the
+    /// Service's `name.namespace`.
+    traffic_policies: HashMap<String, String>,
     /// Per namespace, the digest of the part of a snapshot every proxy of the namespace
     /// shares; filled by the first proxy of the namespace that needs it.
     prefixes: HashMap<String, OnceLock<Arc<Prefix>>>,
@@ -224,6 +227,14 @@ impl MeshView {
         self.resources.services.get(fqdn)
     }
 
+    /// The TrafficPolicy spec (JSON) of the Service `name.namespace`, when it has one.
+    pub(crate) fn traffic_policy(&self, fqdn: &str) -> Option<&str> {
+        self.resources
+            .traffic_policies
+            .get(fqdn)
+            .map(String::as_str)
+    }
+
     /// The registrations of workload `ns/name`, sorted by instance.
     pub(crate) fn registrations(&self, workload: &str) -> &[Registration] {
         self.registrations.get(workload).map_or(&[], Vec::as_slice)
@@ -301,6 +312,7 @@ impl Resources {
         let policies = index_policies(&set, &mut texts);
         let infos = index_workloads(&set, &mut texts);
         let services = index_services(&set, &infos);
+        let traffic_policies = index_traffic_policies(&set);
         let addressed = infos
             .iter()
             .filter(|w| w.address.is_some())
@@ -329,6 +341,7 @@ impl Resources {
             addressed,
             netpol_namespaces,
             services,
+            traffic_policies,
             prefixes,
         }
     }
@@ -443,4 +456,17 @@ fn index_services(set: &ResourceSet, infos: &[Arc<WorkloadInfo>]) -> HashMap<Str
         services.insert(format!("{}.{ns}", svc.metadata.name), info);
     }
     services
+}
+
+/// TrafficPolicy specs (JSON, without `service`) by the `name.namespace` of their Service;
+/// the loader has made sure a Service has at most one.
+fn index_traffic_policies(set: &ResourceSet) -> HashMap<String, String> {
+    let mut policies = HashMap::with_capacity(set.traffic_policies.len());
+    for tp in &set.traffic_policies {
+        let ns = tp.metadata.namespace_or_default();
+        // Plain data with string keys: encoding cannot fail.
+        let json = serde_json::to_string(&tp.spec.policy()).unwrap_or_default();
+        policies.insert(format!("{}.{ns}", tp.spec.service), json);
+    }
+    policies
 }

@@ -1,46 +1,20 @@
 //! `Certify` through the service trait: every credential rule.
 
-use std::sync::Arc;
+mod support;
+
+use support::{Env, env, id};
+
 use std::time::{Duration, SystemTime};
 
 use bulkhead_api::proxy::CertifyRequest;
 use bulkhead_api::proxy::proxy_api_server::ProxyApi;
-use bulkhead_control::Shared;
-use bulkhead_control::proxyapi::ProxyApiService;
 use bulkhead_control::server::PeerInfo;
-use bulkhead_identity::ca::CertificateAuthority;
+use bulkhead_identity::SpiffeId;
 use bulkhead_identity::svid::inspect_leaf;
-use bulkhead_identity::{SpiffeId, TrustDomain};
-use bulkhead_store::Store;
 use rcgen::{CertificateParams, DistinguishedName, KeyPair, PKCS_ECDSA_P256_SHA256, SanType};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use tonic::{Code, Request};
-
-struct Env {
-    _dir: tempfile::TempDir,
-    shared: Arc<Shared>,
-    svc: ProxyApiService,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("store.redb")).unwrap());
-    let td = TrustDomain::new("cluster.local").unwrap();
-    let ca = CertificateAuthority::init(&td, SystemTime::now()).unwrap();
-    let bundle = ca.bundle().clone();
-    let shared = Shared::new(store, ca, bundle).unwrap();
-    let svc = ProxyApiService::new(Arc::clone(&shared));
-    Env {
-        _dir: dir,
-        shared,
-        svc,
-    }
-}
-
-fn id(sa: &str) -> SpiffeId {
-    SpiffeId::parse(&format!("spiffe://cluster.local/ns/shop/sa/{sa}")).unwrap()
-}
 
 /// A CSR (PEM) for `uri`, signed by a fresh key.
 fn csr(uri: &str) -> String {

@@ -546,3 +546,37 @@ fn addressed_workloads_go_only_where_a_network_policy_may_need_them() {
             && shop.contains(&"Workload/quiet/q".to_owned())
     );
 }
+
+#[test]
+fn upstreams_carry_their_services_traffic_policy() {
+    let mut objects = api_objects();
+    objects.push(
+        json!({"apiVersion": "bulkhead.dev/v1alpha1", "kind": "TrafficPolicy",
+        "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {"service": "api", "loadBalancer": "roundRobin",
+            "retries": {"attempts": 1, "retryOn": ["reset", 503]}}}),
+    );
+    let v = view(5, objects, api_registrations());
+    let sub = subscription(
+        "shop",
+        "client",
+        "client",
+        &[("api.shop", 80), ("single.shop", 0)],
+    );
+    let s = snapshot(&v, &sub);
+    let policies: Vec<(&str, &str)> = s
+        .upstreams
+        .iter()
+        .map(|u| (u.service.as_str(), u.traffic_policy_json.as_str()))
+        .collect();
+    let want =
+        r#"{"loadBalancer":"roundRobin","retries":{"attempts":1,"retryOn":["reset","503"]}}"#;
+    // `service` is left out; a Service without a TrafficPolicy gets the defaults (empty).
+    assert_eq!(policies, [("api.shop", want), ("single.shop", "")]);
+    assert_eq!(s.hash, reference_hash(&s));
+    // The policy is part of the content: changing it changes the hash.
+    assert_ne!(
+        s.hash,
+        snapshot(&view(5, api_objects(), api_registrations()), &sub).hash
+    );
+}

@@ -1,8 +1,11 @@
 //! `Watch` through the service trait: subscribe, snapshot, ACK/NACK, pushes after a write,
 //! resuming without a resend, the refusals, and the registration collector.
 
+mod support;
+
+use support::{Env, env, id};
+
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bulkhead_api::proxy::proxy_api_server::ProxyApi;
@@ -10,12 +13,10 @@ use bulkhead_api::proxy::watch_request::Request as Message;
 use bulkhead_api::proxy::{
     Ack, Endpoint, InboundPort, Snapshot, Subscribe, UpstreamRef, WatchRequest,
 };
-use bulkhead_control::Shared;
-use bulkhead_control::proxyapi::{ProxyApiService, collect_registrations};
+use bulkhead_control::proxyapi::collect_registrations;
 use bulkhead_control::server::PeerInfo;
-use bulkhead_identity::ca::CertificateAuthority;
-use bulkhead_identity::{SpiffeId, TrustDomain};
-use bulkhead_store::{Registration, Store, WriteOp};
+use bulkhead_identity::SpiffeId;
+use bulkhead_store::{Registration, WriteOp};
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::StreamBody;
 use hyper::body::Frame;
@@ -29,31 +30,6 @@ use tonic::codec::{DecodeBuf, Decoder};
 use tonic::{Code, Request, Status, Streaming};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-struct Env {
-    _dir: tempfile::TempDir,
-    shared: Arc<Shared>,
-    svc: ProxyApiService,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("store.redb")).unwrap());
-    let td = TrustDomain::new("cluster.local").unwrap();
-    let ca = CertificateAuthority::init(&td, SystemTime::now()).unwrap();
-    let bundle = ca.bundle().clone();
-    let shared = Shared::new(store, ca, bundle).unwrap();
-    let svc = ProxyApiService::new(Arc::clone(&shared));
-    Env {
-        _dir: dir,
-        shared,
-        svc,
-    }
-}
-
-fn id(sa: &str) -> SpiffeId {
-    SpiffeId::parse(&format!("spiffe://cluster.local/ns/shop/sa/{sa}")).unwrap()
-}
 
 /// Writes `objects` and announces the commit, as the REST API does; returns the revision.
 fn apply(env: &Env, objects: Vec<Value>) -> u64 {

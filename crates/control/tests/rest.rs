@@ -378,3 +378,48 @@ async fn restart_keeps_everything_and_corrupt_store_is_refused() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn traffic_policies_are_validated_and_one_per_service() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cp = ControlPlane::start(dir.path()).await?;
+    let admin = cp.admin();
+    let policy = |name: &str, spec: &str| {
+        format!(
+            "apiVersion: bulkhead.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {{name: {name}, \
+             namespace: shop}}\nspec:\n  service: api\n{spec}"
+        )
+    };
+
+    let bad = policy("api", "  retries: {backoff: {base: 1s, max: 100ms}}\n");
+    let r = admin.post_yaml("/api/v1/apply", &bad).await?;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let detail = r.body["error"]["details"][0].as_str().unwrap();
+    assert!(
+        detail.contains("TrafficPolicy/shop/api") && detail.contains("spec.retries.backoff.base"),
+        "{detail}"
+    );
+
+    let good = policy(
+        "api",
+        "  timeouts: {request: 5s}\n  retries: {attempts: 1}\n",
+    );
+    let r = admin.post_yaml("/api/v1/apply", &good).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = admin.get("/api/v1/resources/tp/api?namespace=shop").await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"][0]["spec"]["timeouts"]["request"], "5s");
+
+    // A second policy for the same Service is refused by the whole-store check.
+    let r = admin
+        .post_yaml("/api/v1/apply", &policy("api-2", ""))
+        .await?;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let detail = r.body["error"]["details"][0].as_str().unwrap();
+    assert!(
+        detail.contains("spec.service") && detail.contains("TrafficPolicy/shop/api"),
+        "{detail}"
+    );
+    cp.stop().await;
+    Ok(())
+}

@@ -82,6 +82,14 @@ pub struct Entry<'a> {
     pub policy: Option<&'a str>,
     /// Why it was decided so.
     pub reason: Option<&'a str>,
+    /// Retries sent (outbound HTTP).
+    pub retries: u32,
+    /// The endpoint of the last try or connection attempt (outbound), even when it failed.
+    pub endpoint: Option<SocketAddr>,
+    /// The circuit breaker that refused the request (`max_requests`, ...).
+    pub overflow: Option<&'static str>,
+    /// The timeout that fired (`connect`, `request`, `per_try`).
+    pub timeout: Option<&'static str>,
 }
 
 /// The JSON shape of a line; every key is always present (`null` when unknown) so that
@@ -106,6 +114,10 @@ struct Line<'a> {
     layer: Option<&'a str>,
     policy: Option<&'a str>,
     reason: Option<&'a str>,
+    retries: u32,
+    endpoint: Option<String>,
+    overflow: Option<&'static str>,
+    timeout: Option<&'static str>,
 }
 
 impl Entry<'_> {
@@ -131,6 +143,10 @@ impl Entry<'_> {
             layer: self.layer,
             policy: self.policy,
             reason: self.reason,
+            retries: self.retries,
+            endpoint: self.endpoint.map(|a| a.to_string()),
+            overflow: self.overflow,
+            timeout: self.timeout,
         };
         // Serializing strings, numbers and options into a String cannot fail.
         serde_json::to_string(&line).unwrap_or_default()

@@ -144,7 +144,8 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
             let snapshot = state.snapshots.borrow().clone();
             let status = state.reload_status.as_ref().map(|s| s.borrow().clone());
             let control = state.control_status.as_ref().map(|s| s.borrow().clone());
-            let body = config_json::render(&snapshot, status.as_ref(), control.as_ref());
+            let upstreams = state.metrics.upstreams();
+            let body = config_json::render(&snapshot, upstreams, status.as_ref(), control.as_ref());
             reply(StatusCode::OK, "application/json", body)
         }
         "/logging" if read => logging_get(state),

@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use bulkhead_resources::ObjectMeta;
+use bulkhead_resources::{ObjectMeta, TrafficPolicySpec};
 use serde::Deserialize;
 
 /// `bulkhead.dev/v1alpha1/ProxyConfig`.
@@ -297,6 +297,11 @@ pub struct OutboundSpec {
     /// Required in standalone mode; forbidden with `controlPlane`, which supplies them.
     #[serde(default)]
     pub endpoints: Vec<EndpointSpec>,
+    /// Load balancing, timeouts, retries, connection limits and outlier detection for this
+    /// upstream (docs/proxy.md, "Traffic policy"); absent fields take the defaults.
+    /// Standalone mode only: under `controlPlane` the Service's TrafficPolicy applies.
+    #[serde(default)]
+    pub traffic_policy: Option<TrafficPolicySpec>,
 }
 
 /// One upstream endpoint.

@@ -3,6 +3,9 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::resilience::{Limit, TimeoutKind};
 
 /// Why the proxy could not start, or could not carry one connection or request.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,20 @@ pub enum ProxyError {
     /// The HTTP upgrade (e.g. WebSocket) could not be completed.
     #[error("upgrade failed: {0}")]
     Upgrade(String),
+    /// A timeout of the upstream's traffic policy fired.
+    #[error("upstream {} timeout ({} {after:?} fired)", kind.phase(), kind.describe())]
+    Timeout {
+        /// Which timeout.
+        kind: TimeoutKind,
+        /// Its configured length.
+        after: Duration,
+    },
+    /// A circuit breaker of the upstream is full; the request was not sent.
+    #[error("upstream overflow: the {} circuit breaker is full", limit.as_str())]
+    Overflow {
+        /// Which limit.
+        limit: Limit,
+    },
 }
 
 impl ProxyError {
@@ -82,6 +99,8 @@ impl ProxyError {
             ProxyError::Handshake { .. } => "tls-handshake",
             ProxyError::Upstream { .. } => "upstream",
             ProxyError::Upgrade(_) => "upgrade",
+            ProxyError::Timeout { .. } => "timeout",
+            ProxyError::Overflow { .. } => "overflow",
         }
     }
 
@@ -93,6 +112,10 @@ impl ProxyError {
                 | ProxyError::ConnectTimeout { .. }
                 | ProxyError::Handshake { .. }
                 | ProxyError::NoEndpoints { .. }
+                | ProxyError::Timeout {
+                    kind: TimeoutKind::Connect,
+                    ..
+                }
         )
     }
 }

@@ -19,6 +19,7 @@ pub mod load;
 pub mod metrics;
 mod outbound;
 pub mod reload;
+pub mod resilience;
 mod respond;
 pub mod run;
 pub mod snapshot;

@@ -30,6 +30,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{AppProtocol, ControlPlaneOverrides, IdentityFiles, OutboundSpec, ProxyConfig};
+use crate::resilience::TrafficPolicy;
 use crate::snapshot::{Endpoint, Inbound, Outbound, Snapshot};
 
 /// The `apiVersion` of a `ProxyConfig`.
@@ -179,7 +180,7 @@ pub fn build_snapshot(
             },
         })?;
     let inbound = inbound(cfg);
-    let outbound = outbound_with(cfg, file_endpoints)?;
+    let outbound = outbound_with(cfg, file_upstream)?;
     // Everything is valid: only now touch the sources the running proxy uses.
     let (svid, bundle) = commit_identity(material, previous, base_dir, files)?;
     Ok(Snapshot {
@@ -440,22 +441,38 @@ pub(crate) fn inbound(cfg: &ProxyConfig) -> Vec<Inbound> {
     ports.collect()
 }
 
-/// The upstreams of `cfg`, with the endpoints `endpoints` gives for each (by index): from
-/// the file in standalone mode, from the snapshot's upstreams under a control plane.
+/// The upstreams of `cfg`, with the endpoints and traffic policy `upstream` gives for
+/// each (by index): from the file in standalone mode, from the snapshot's upstreams under
+/// a control plane.
 pub(crate) fn outbound_with<E>(
     cfg: &ProxyConfig,
-    mut endpoints: impl FnMut(usize, &OutboundSpec) -> Result<Vec<Endpoint>, E>,
+    mut upstream: impl FnMut(usize, &OutboundSpec) -> Result<(Vec<Endpoint>, Arc<TrafficPolicy>), E>,
 ) -> Result<Vec<Outbound>, E> {
     let mut out = Vec::with_capacity(cfg.spec.outbound.len());
     for (i, o) in cfg.spec.outbound.iter().enumerate() {
+        let (endpoints, traffic) = upstream(i, o)?;
         out.push(Outbound {
             listen: o.listen,
             service: o.service.clone(),
             protocol: o.protocol,
-            endpoints: endpoints(i, o)?,
+            endpoints,
+            traffic,
         });
     }
     Ok(out)
+}
+
+/// The endpoints and traffic policy `spec.outbound[i]` gives in the file (checked by
+/// [`load_config`]).
+fn file_upstream(
+    i: usize,
+    o: &OutboundSpec,
+) -> Result<(Vec<Endpoint>, Arc<TrafficPolicy>), ConfigError> {
+    let traffic = o
+        .traffic_policy
+        .as_ref()
+        .map_or_else(TrafficPolicy::default, TrafficPolicy::from);
+    Ok((file_endpoints(i, o)?, Arc::new(traffic)))
 }
 
 /// The endpoints `spec.outbound[i]` lists in the file.

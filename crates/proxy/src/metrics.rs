@@ -17,6 +17,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry, Unit};
 
+use crate::resilience::outlier::Reason;
+use crate::resilience::{Limit, Registry as Registry_, TimeoutKind};
+
 /// Which listener a connection or request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -83,6 +86,25 @@ pub struct Metrics {
     decisions: [[Counter; 2]; 3],
     tls_failures: Family<Labels2, Counter>,
     control: ControlHandles,
+    resilience: ResilienceHandles,
+    /// Endpoint health of every running upstream: not a metric, but the data path and
+    /// the admin listener (`/config`) share exactly this handle, so it lives here.
+    upstreams: Registry_,
+}
+
+/// Outbound resilience events (labels from fixed sets only, never addresses).
+#[derive(Debug)]
+struct ResilienceHandles {
+    /// `[success]`.
+    retries: [Counter; 2],
+    budget_exhausted: Counter,
+    /// By [`Limit::ALL`].
+    overflow: [Counter; 4],
+    /// By [`Reason::ALL`].
+    ejections: [Counter; 2],
+    /// By [`TimeoutKind::ALL`].
+    timeouts: [Counter; 3],
+    ejected: Gauge,
 }
 
 /// The proxy's own state: certificate, configuration, access log.
@@ -114,6 +136,7 @@ impl Metrics {
             None,
         );
         let control = register_control(&mut r);
+        let resilience = register_resilience(&mut r);
         Arc::new(Metrics {
             registry: r,
             requests,
@@ -127,6 +150,8 @@ impl Metrics {
             }),
             tls_failures,
             control,
+            resilience,
+            upstreams: Registry_::default(),
         })
     }
 
@@ -209,6 +234,49 @@ impl Metrics {
     /// Records `lines` access log lines that could not be written.
     pub fn access_log_dropped(&self, lines: u64) {
         self.control.access_log_dropped.inc_by(lines);
+    }
+
+    /// Records one retry sent, by whether it produced a usable answer.
+    pub fn retry(&self, success: bool) {
+        self.resilience.retries[usize::from(success)].inc();
+    }
+
+    /// Records a retry not sent because the retry budget was spent.
+    pub fn retry_budget_exhausted(&self) {
+        self.resilience.budget_exhausted.inc();
+    }
+
+    /// Records a request or connection refused by a full circuit breaker.
+    pub fn overflow(&self, limit: Limit) {
+        let i = Limit::ALL.iter().position(|l| *l == limit).unwrap_or(0);
+        self.resilience.overflow[i].inc();
+    }
+
+    /// Records an endpoint ejection; the gauge of ejected endpoints goes up until
+    /// [`Metrics::readmitted`].
+    pub fn ejection(&self, reason: Reason) {
+        let i = Reason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        self.resilience.ejections[i].inc();
+        self.resilience.ejected.inc();
+    }
+
+    /// Records an ejected endpoint taking traffic again.
+    pub fn readmitted(&self) {
+        self.resilience.ejected.dec();
+    }
+
+    /// Records a timeout that fired.
+    pub fn timeout(&self, kind: TimeoutKind) {
+        let i = TimeoutKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(0);
+        self.resilience.timeouts[i].inc();
+    }
+
+    /// The endpoint health of every running upstream (shown in `/config`).
+    pub fn upstreams(&self) -> &Registry_ {
+        &self.upstreams
     }
 
     /// Every metric in the OpenMetrics text format (which Prometheus scrapes as text).
@@ -305,6 +373,57 @@ fn register_control(r: &mut Registry) -> ControlHandles {
             r,
             "access_log_dropped_lines",
             "Access log lines dropped because the writer was behind or failing",
+            None,
+        ),
+    }
+}
+
+/// Registers the outbound resilience families and resolves their handles.
+fn register_resilience(r: &mut Registry) -> ResilienceHandles {
+    let retries: Family<Labels1, Counter> = add(
+        r,
+        "outbound_retries",
+        "Retries sent to upstreams, by result (success: a usable answer; failure)",
+        None,
+    );
+    let overflow: Family<Labels1, Counter> = add(
+        r,
+        "outbound_overflow",
+        "Requests and connections refused by a full circuit breaker, by limit",
+        None,
+    );
+    let ejections: Family<Labels1, Counter> = add(
+        r,
+        "outbound_ejections",
+        "Upstream endpoints ejected by outlier detection, by reason",
+        None,
+    );
+    let timeouts: Family<Labels1, Counter> = add(
+        r,
+        "outbound_timeouts",
+        "Outbound timeouts that fired, by kind (connect, request, per_try)",
+        None,
+    );
+    ResilienceHandles {
+        retries: ["failure", "success"]
+            .map(|result| retries.get_or_create(&[("result", result)]).clone()),
+        budget_exhausted: add(
+            r,
+            "outbound_retry_budget_exhausted",
+            "Retries not sent because the upstream's retry budget was spent",
+            None,
+        ),
+        overflow: Limit::ALL.map(|l| overflow.get_or_create(&[("limit", l.as_str())]).clone()),
+        ejections: Reason::ALL.map(|reason| {
+            ejections
+                .get_or_create(&[("reason", reason.as_str())])
+                .clone()
+        }),
+        timeouts: TimeoutKind::ALL.map(|k| timeouts.get_or_create(&[("kind", k.as_str())]).clone()),
+        ejected: add(
+            r,
+            "outbound_endpoints_ejected",
+            "Upstream endpoints ejected now",
             None,
         ),
     }

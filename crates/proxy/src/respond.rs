@@ -35,8 +35,20 @@ pub(crate) fn denied(verdict: &Verdict, request_id: &HeaderValue, grpc: bool) ->
     )
 }
 
+/// Names the full circuit breaker on a fast 503 (`x-bulkhead-overflow: max_requests`).
+pub(crate) const OVERFLOW: &str = "x-bulkhead-overflow";
+
 /// The response to a request the proxy could not carry.
 pub(crate) fn error(err: &ProxyError, request_id: &HeaderValue, grpc: bool) -> Response<Body> {
+    let mut resp = error_response(err, request_id, grpc);
+    if let ProxyError::Overflow { limit } = err {
+        resp.headers_mut()
+            .insert(OVERFLOW, HeaderValue::from_static(limit.as_str()));
+    }
+    resp
+}
+
+fn error_response(err: &ProxyError, request_id: &HeaderValue, grpc: bool) -> Response<Body> {
     let status = status(err);
     let id = request_id.to_str().unwrap_or("-");
     let message = format!("{status}: {err}");
@@ -114,8 +126,11 @@ pub(crate) fn status(err: &ProxyError) -> StatusCode {
     match err {
         ProxyError::NoEndpoints { .. }
         | ProxyError::ListenerRemoved(_)
-        | ProxyError::Connect { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        ProxyError::ConnectTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        | ProxyError::Connect { .. }
+        | ProxyError::Overflow { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        ProxyError::ConnectTimeout { .. } | ProxyError::Timeout { .. } => {
+            StatusCode::GATEWAY_TIMEOUT
+        }
         ProxyError::Handshake { .. } | ProxyError::Upstream { .. } | ProxyError::Upgrade(_) => {
             StatusCode::BAD_GATEWAY
         }

@@ -33,6 +33,7 @@ use crate::error::ProxyError;
 use crate::forward::http::Sinks;
 use crate::forward::pool::H2Pool;
 use crate::metrics::{Direction, Metrics};
+use crate::resilience::Upstream;
 use crate::snapshot::{Inbound, Outbound, Snapshot};
 use crate::{inbound, outbound};
 
@@ -126,7 +127,7 @@ impl ListenerKey {
 }
 
 /// Every listener of a snapshot, inbound first, in snapshot order.
-fn listener_keys(snapshot: &Snapshot) -> Vec<ListenerKey> {
+pub(crate) fn listener_keys(snapshot: &Snapshot) -> Vec<ListenerKey> {
     let mut keys: Vec<ListenerKey> = Vec::new();
     let inbound = snapshot
         .inbound
@@ -376,7 +377,13 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let (drain_tx, drain) = watch::channel(false);
-    let balancer = Arc::new(outbound::balance::Balancer::default());
+    // The upstream's state lives as long as its listener, across snapshots.
+    let upstream = (key.direction == Direction::Outbound).then(|| {
+        ctx.sinks
+            .metrics
+            .upstreams()
+            .upstream((key.listen, key.ordinal))
+    });
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -386,7 +393,7 @@ async fn accept_loop(
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
                     conns.spawn(connection(ctx.clone(), key, tcp, peer, drain.clone(),
-                        balancer.clone()));
+                        upstream.clone()));
                 }
                 Err(e) => accept_failed(&e).await,
             },
@@ -416,11 +423,11 @@ async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     drain: Drain,
-    balancer: Arc<outbound::balance::Balancer>,
+    upstream: Option<Arc<Upstream>>,
 ) {
-    match key.direction {
-        Direction::Inbound => inbound::serve(ctx, key, tcp, peer, drain).await,
-        Direction::Outbound => outbound::serve(ctx, key, balancer, tcp, peer, drain).await,
+    match (key.direction, upstream) {
+        (Direction::Outbound, Some(up)) => outbound::serve(ctx, key, up, tcp, peer, drain).await,
+        _ => inbound::serve(ctx, key, tcp, peer, drain).await,
     }
 }
 

@@ -10,6 +10,7 @@ use bulkhead_identity::verify::BundleHandle;
 use bulkhead_policy::{EndpointId, Engine};
 
 use crate::config::AppProtocol;
+use crate::resilience::TrafficPolicy;
 
 /// The proxy's whole configuration at one version.
 #[derive(Debug)]
@@ -58,6 +59,8 @@ pub struct Outbound {
     pub protocol: AppProtocol,
     /// Endpoints with the identity each must present.
     pub endpoints: Vec<Endpoint>,
+    /// Load balancing, timeouts, retries, limits and outlier ejection for this upstream.
+    pub traffic: Arc<TrafficPolicy>,
 }
 
 /// One upstream endpoint.

@@ -235,3 +235,52 @@ fn an_unreadable_config_file_is_named() {
             .starts_with(&format!("{}: cannot read: ", path.display()))
     );
 }
+
+#[test]
+fn outbound_traffic_policies_load_check_and_reach_the_snapshot() {
+    use std::time::Duration;
+
+    use bulkhead_proxy::load::{build_snapshot, config_dir};
+    use bulkhead_proxy::resilience::TrafficPolicy;
+    use bulkhead_proxy::resilience::policy::LoadBalancer;
+
+    let (mesh, path) = web_mesh();
+    let with = |name: &str, policy: &str| {
+        let text = WEB.replace(
+            "      protocol: auto\n      endpoints:",
+            &format!("      protocol: auto\n      trafficPolicy:\n{policy}      endpoints:"),
+        );
+        mesh.write(name, &text)
+    };
+    // Without a trafficPolicy every default applies.
+    let cfg = load_config(&path).unwrap();
+    let snapshot = build_snapshot(&cfg, &config_dir(&path), 1, None).unwrap();
+    assert_eq!(*snapshot.outbound[0].traffic, TrafficPolicy::default());
+
+    let policy = "        loadBalancer: leastRequest\n        timeouts: {request: 2s}\n        \
+                  retries: {attempts: 1, retryOn: [connect-failure, gateway-error]}\n";
+    let path = with("tp.yaml", policy);
+    let cfg = load_config(&path).unwrap();
+    let snapshot = build_snapshot(&cfg, &config_dir(&path), 1, None).unwrap();
+    let traffic = &snapshot.outbound[0].traffic;
+    assert_eq!(traffic.load_balancer, LoadBalancer::LeastRequest);
+    assert_eq!(traffic.timeouts.request, Some(Duration::from_secs(2)));
+    assert_eq!(traffic.retries.attempts, 1);
+    assert_eq!(traffic.retries.on.statuses, [502, 503, 504]);
+    assert!(traffic.retries.on.connect_failure && !traffic.retries.on.reset);
+    assert_eq!(traffic.limits, TrafficPolicy::default().limits);
+
+    // Problems are reported at their path under the outbound entry, with the line.
+    let bad = "        retries: {perTryTimeout: 5s}\n        timeouts: {request: 1s}\n";
+    let err = load_config(&with("bad.yaml", bad)).unwrap_err().to_string();
+    assert!(
+        err.contains("(line 19): ProxyConfig/shop/web: spec.outbound[0].trafficPolicy.retries.perTryTimeout: 5s is longer than spec.outbound[0].trafficPolicy.timeouts.request"),
+        "{err}"
+    );
+    let bad = "        retries: {retryOn: [5xx]}\n";
+    let err = load_config(&with("bad.yaml", bad)).unwrap_err().to_string();
+    assert!(
+        err.contains("spec.outbound[0].trafficPolicy.retries.retryOn[0]: `5xx` is not accepted"),
+        "{err}"
+    );
+}

@@ -86,6 +86,16 @@ fn what_the_control_plane_supplies_is_forbidden_in_the_file() {
             "document 1 (line 11): ProxyConfig/shop/web: spec.outbound[1].endpoints: not allowed with spec.controlPlane: the control plane supplies the endpoints"
         ]
     );
+    let errors = errors_with(
+        "service: db.shop}",
+        "service: db.shop, trafficPolicy: {retries: {attempts: 1}}}",
+    );
+    assert_eq!(
+        errors,
+        [
+            "document 1 (line 11): ProxyConfig/shop/web: spec.outbound[1].trafficPolicy: not allowed with spec.controlPlane: the control plane supplies the traffic policy (a TrafficPolicy resource for the Service)"
+        ]
+    );
 }
 
 #[test]

@@ -210,3 +210,58 @@ async fn admin_config_shows_the_connection(api: &ManagedProxy) {
     assert_eq!(json["version"], 2);
     admin.abort();
 }
+
+#[tokio::test]
+async fn the_services_traffic_policy_arrives_in_the_outbound() {
+    use std::time::Duration;
+
+    use bulkhead_proxy::resilience::TrafficPolicy;
+    use bulkhead_proxy::resilience::policy::LoadBalancer;
+
+    control_support::trace();
+    let app = http_app().await;
+    let mut cp = FakeControlPlane::start().await;
+    let (api, web) = mesh(&cp, app.addr).await;
+    // Version 1 has no traffic policy: the defaults.
+    assert_eq!(
+        *web.source.current().outbound[0].traffic,
+        TrafficPolicy::default()
+    );
+
+    let mut upstream = api_upstream(api.inbound[0]);
+    upstream.traffic_policy_json =
+        r#"{"loadBalancer":"roundRobin","timeouts":{"connect":"250ms"},"retries":{"attempts":0}}"#
+            .into();
+    cp.push("web", snapshot(&cp, 2, &[], vec![upstream.clone()]));
+    let current = web.wait_version(2).await;
+    let traffic = &current.outbound[0].traffic;
+    assert_eq!(traffic.load_balancer, LoadBalancer::RoundRobin);
+    assert_eq!(traffic.timeouts.connect, Duration::from_millis(250));
+    assert_eq!(traffic.retries.attempts, 0);
+    assert_eq!(traffic.outlier, TrafficPolicy::default().outlier);
+    let mut client = h1_client(web.outbound[0]).await;
+    assert_eq!(client.send_request(get("/x")).await.unwrap().status(), 200);
+
+    // A policy that breaks a rule is NACKed naming the field; version 2 stays.
+    upstream.traffic_policy_json = r#"{"retries":{"budget":{"percent":150}}}"#.into();
+    cp.push("web", snapshot(&cp, 3, &[], vec![upstream]));
+    let nack = cp
+        .wait_for(
+            "NACK of web v3",
+            |e| matches!(e, Event::Ack { workload, ack } if workload == "web" && ack.version == 3),
+        )
+        .await;
+    let Event::Ack { ack, .. } = nack else {
+        unreachable!()
+    };
+    assert!(
+        ack.error
+            .contains("upstreams[0].traffic_policy_json.retries.budget.percent"),
+        "{}",
+        ack.error
+    );
+    assert_eq!(web.source.current().version, 2);
+    web.stop().await;
+    api.stop().await;
+    cp.stop().await;
+}

@@ -4,6 +4,7 @@
 //! Everything that decides traffic (the policy engine, the sidecar, the control plane)
 //! works on these typed values; nothing downstream parses text again.
 
+pub mod duration;
 pub mod error;
 pub mod field;
 pub mod kinds;
@@ -29,6 +30,11 @@ pub use kinds::istio::{
 pub use kinds::network::{
     EgressRule, IngressRule, IpBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort,
     NetworkPolicySpec, PolicyType,
+};
+pub use kinds::traffic::{
+    BackoffSpec, BudgetSpec, ConnectionPoolSpec, GrpcStatusSpec, LoadBalancerSpec,
+    OutlierDetectionSpec, RetriesSpec, RetryOnSpec, ServiceTrafficPolicySpec, TimeoutsSpec,
+    TrafficPolicy, TrafficPolicySpec,
 };
 pub use load::{Format, Loader, load_paths};
 pub use meta::{Labels, ObjectMeta};
@@ -56,6 +62,8 @@ pub enum Resource {
     AuthorizationPolicy(AuthorizationPolicy),
     /// `security.istio.io/v1[beta1]/PeerAuthentication`.
     PeerAuthentication(PeerAuthentication),
+    /// `bulkhead.dev/v1alpha1/TrafficPolicy`.
+    TrafficPolicy(TrafficPolicy),
 }
 
 impl Resource {
@@ -69,6 +77,7 @@ impl Resource {
             Resource::NetworkPolicy(_) => "NetworkPolicy",
             Resource::AuthorizationPolicy(_) => "AuthorizationPolicy",
             Resource::PeerAuthentication(_) => "PeerAuthentication",
+            Resource::TrafficPolicy(_) => "TrafficPolicy",
         }
     }
 
@@ -82,6 +91,7 @@ impl Resource {
             Resource::NetworkPolicy(r) => &r.metadata,
             Resource::AuthorizationPolicy(r) => &r.metadata,
             Resource::PeerAuthentication(r) => &r.metadata,
+            Resource::TrafficPolicy(r) => &r.metadata,
         }
     }
 
@@ -117,6 +127,8 @@ pub struct ResourceSet {
     pub authorization_policies: Vec<AuthorizationPolicy>,
     /// PeerAuthentications.
     pub peer_authentications: Vec<PeerAuthentication>,
+    /// TrafficPolicies (at most one per Service).
+    pub traffic_policies: Vec<TrafficPolicy>,
 }
 
 impl ResourceSet {
@@ -130,6 +142,7 @@ impl ResourceSet {
             Resource::NetworkPolicy(r) => self.network_policies.push(r),
             Resource::AuthorizationPolicy(r) => self.authorization_policies.push(r),
             Resource::PeerAuthentication(r) => self.peer_authentications.push(r),
+            Resource::TrafficPolicy(r) => self.traffic_policies.push(r),
         }
     }
 
@@ -142,6 +155,7 @@ impl ResourceSet {
             + self.network_policies.len()
             + self.authorization_policies.len()
             + self.peer_authentications.len()
+            + self.traffic_policies.len()
     }
 
     /// True when the set holds nothing.

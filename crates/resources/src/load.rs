@@ -114,6 +114,7 @@ impl Loader {
     pub fn finish(self) -> Result<ResourceSet, LoadError> {
         let mut problems = self.failures;
         check_duplicates(&self.entries, &mut problems);
+        check_traffic_targets(&self.entries, &mut problems);
         if !problems.is_empty() {
             return Err(LoadError::Invalid(problems));
         }
@@ -263,6 +264,37 @@ fn check_duplicates(entries: &[Entry], problems: &mut Diagnostics) {
             }),
             None => {
                 seen.insert(key, &entry.origin);
+            }
+        }
+    }
+}
+
+/// At most one TrafficPolicy per Service: a second one is reported at its `spec.service`,
+/// naming the first.
+fn check_traffic_targets(entries: &[Entry], problems: &mut Diagnostics) {
+    let mut seen: HashMap<(&str, &str), (String, &Origin)> = HashMap::new();
+    for entry in entries {
+        let Resource::TrafficPolicy(tp) = &entry.resource else {
+            continue;
+        };
+        let namespace = tp.metadata.namespace_or_default();
+        let key = (namespace, tp.spec.service.as_str());
+        match seen.get(&key) {
+            Some((first, origin)) => problems.push(Diagnostic {
+                kind: DiagnosticKind::Duplicate,
+                origin: entry.origin.file.clone(),
+                document: Some(entry.origin.document),
+                line: Some(entry.origin.line),
+                object: Some(entry.resource.display_name()),
+                field: Some(crate::FieldPath::root().key("spec").key("service")),
+                message: format!(
+                    "Service `{}` in namespace `{namespace}` already has a TrafficPolicy: \
+                     {first} (at {origin}); a Service takes at most one",
+                    tp.spec.service
+                ),
+            }),
+            None => {
+                seen.insert(key, (entry.resource.display_name(), &entry.origin));
             }
         }
     }

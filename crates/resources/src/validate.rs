@@ -8,6 +8,11 @@ mod authz;
 mod network;
 #[cfg(test)]
 mod tests;
+mod traffic;
+#[cfg(test)]
+mod traffic_tests;
+
+pub use traffic::{MAX_BUFFER_BYTES, traffic_policy_spec};
 
 use crate::field::{FieldError, FieldPath};
 use crate::kinds::core::{Container, PortRef};
@@ -36,6 +41,7 @@ pub fn validate(resource: &Resource) -> Vec<FieldError> {
         Resource::NetworkPolicy(np) => network::validate(&mut v, np, &spec),
         Resource::AuthorizationPolicy(ap) => authz::validate(&mut v, ap),
         Resource::PeerAuthentication(pa) => peer_authentication(&mut v, pa, &spec),
+        Resource::TrafficPolicy(tp) => traffic::validate(&mut v, tp, &spec),
     }
     v.0
 }

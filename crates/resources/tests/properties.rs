@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
+use bulkhead_resources::duration;
 use bulkhead_resources::{
     FieldPath, Format, LabelSelector, Labels, LoadError, Loader, Operator, Requirement,
 };
@@ -443,4 +446,63 @@ fn naive_reference_agrees_on_a_known_case() {
     };
     let labels: Labels = BTreeMap::from([("a".into(), "x".into()), ("b".into(), "z".into())]);
     assert!(selector.matches(&labels) && naive_matches(&selector, &labels));
+}
+
+/// One Gateway API duration part: 1-5 digits and a unit, with its value in milliseconds.
+fn duration_part() -> impl Strategy<Value = (String, u64)> {
+    (
+        "[0-9]{1,5}",
+        select(vec![
+            ("h", 3_600_000u64),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ]),
+    )
+        .prop_map(|(digits, (unit, scale))| {
+            let value: u64 = digits.parse().unwrap();
+            (format!("{digits}{unit}"), value * scale)
+        })
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// 1-4 parts of 1-5 digits each with a unit parse to the sum of the parts.
+    #[test]
+    fn durations_parse_to_the_sum_of_their_parts(parts in prop::collection::vec(duration_part(), 1..=4)) {
+        let text: String = parts.iter().map(|(t, _)| t.as_str()).collect();
+        let millis: u64 = parts.iter().map(|(_, ms)| ms).sum();
+        prop_assert_eq!(duration::parse(&text), Ok(Duration::from_millis(millis)));
+    }
+
+    /// Formatting gives the canonical spelling, which parses back to the same value.
+    #[test]
+    fn durations_format_and_parse_back(millis in 0u64..99_999 * 3_600_000) {
+        let d = Duration::from_millis(millis);
+        let text = duration::format(d);
+        prop_assert_eq!(duration::parse(&text), Ok(d), "{}", text);
+    }
+
+    /// Anything else is refused without panicking: more than four parts, more than five
+    /// digits, fractions, signs, spaces, unknown units.
+    #[test]
+    fn malformed_durations_are_refused(text in "[0-9hms. +-]{0,24}") {
+        let result = duration::parse(&text);
+        let well_formed = {
+            let mut rest = text.as_str();
+            let mut parts = 0;
+            let mut ok = !rest.is_empty();
+            while ok && !rest.is_empty() {
+                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                rest = &rest[digits..];
+                let unit = ["ms", "h", "m", "s"].into_iter().find(|u| rest.starts_with(u));
+                ok = (1..=5).contains(&digits) && unit.is_some();
+                rest = &rest[unit.map_or(0, str::len)..];
+                parts += 1;
+            }
+            ok && parts <= 4
+        };
+        prop_assert_eq!(result.is_ok(), well_formed, "{:?}", text);
+    }
 }

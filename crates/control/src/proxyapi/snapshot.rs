@@ -280,7 +280,8 @@ fn own_resources(view: &MeshView, sub: &Subscription) -> Vec<String> {
         .collect()
 }
 
-/// One upstream: the Service port and the registered endpoints behind it. An unknown
+/// One upstream: the Service port, the registered endpoints behind it and the Service's
+/// TrafficPolicy. An unknown
 /// service or port is logged and sent without endpoints, so one bad reference does not
 /// keep the rest of the configuration from the proxy.
 fn upstream(view: &MeshView, td: &TrustDomain, sub: &Subscription, r: &UpstreamRef) -> Upstream {
@@ -288,6 +289,10 @@ fn upstream(view: &MeshView, td: &TrustDomain, sub: &Subscription, r: &UpstreamR
         service: r.service.clone(),
         port: r.port,
         endpoints: Vec::new(),
+        traffic_policy_json: view
+            .traffic_policy(&r.service)
+            .unwrap_or_default()
+            .to_owned(),
     };
     let Some(service) = view.service(&r.service) else {
         tracing::warn!(workload = %sub.workload_key(), service = %r.service, port = r.port,

@@ -50,13 +50,7 @@ pub async fn apply(
 ) -> Result<Json<WriteResponse>, ApiError> {
     caller.require(&shared, Role::Editor, "apply")?;
     let docs = validate::parse_body(&body, body_format(&headers)?)?;
-    let ops = docs
-        .iter()
-        .map(|d| WriteOp::Put {
-            object: d.object.clone(),
-            expected_version: d.expected_version,
-        })
-        .collect();
+    let ops = put_ops(&docs);
     let changes = docs.into_iter().map(|d| (d.key, Some(d.object))).collect();
     commit(shared, caller, ops, changes, query.dry_run, false).await
 }
@@ -70,13 +64,7 @@ pub async fn diff(
 ) -> Result<Json<WriteResponse>, ApiError> {
     caller.require(&shared, Role::Viewer, "diff")?;
     let docs = validate::parse_body(&body, body_format(&headers)?)?;
-    let ops = docs
-        .iter()
-        .map(|d| WriteOp::Put {
-            object: d.object.clone(),
-            expected_version: d.expected_version,
-        })
-        .collect();
+    let ops = put_ops(&docs);
     commit(shared, caller, ops, Vec::new(), true, true).await
 }
 
@@ -173,6 +161,16 @@ async fn commit(
         dry_run,
         results,
     }))
+}
+
+/// One create-or-update per document.
+fn put_ops(docs: &[Document]) -> Vec<WriteOp> {
+    docs.iter()
+        .map(|d| WriteOp::Put {
+            object: d.object.clone(),
+            expected_version: d.expected_version,
+        })
+        .collect()
 }
 
 /// The body's syntax from `Content-Type`: JSON, or YAML (also the default: YAML reads JSON).

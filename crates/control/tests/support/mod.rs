@@ -233,3 +233,32 @@ impl Client {
         Ok(lines)
     }
 }
+
+/// Shared state and the proxy API service over a fresh store and CA, without a listener.
+pub struct Env {
+    _dir: tempfile::TempDir,
+    pub shared: Arc<Shared>,
+    pub svc: bulkhead_control::proxyapi::ProxyApiService,
+}
+
+/// A fresh [`Env`] for trust domain `cluster.local`.
+pub fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(bulkhead_store::Store::open(&dir.path().join("store.redb")).unwrap());
+    let td = bulkhead_identity::TrustDomain::new("cluster.local").unwrap();
+    let ca = bulkhead_identity::ca::CertificateAuthority::init(&td, std::time::SystemTime::now())
+        .unwrap();
+    let bundle = ca.bundle().clone();
+    let shared = Shared::new(store, ca, bundle).unwrap();
+    let svc = bulkhead_control::proxyapi::ProxyApiService::new(Arc::clone(&shared));
+    Env {
+        _dir: dir,
+        shared,
+        svc,
+    }
+}
+
+/// `spiffe://cluster.local/ns/shop/sa/<sa>`.
+pub fn id(sa: &str) -> bulkhead_identity::SpiffeId {
+    bulkhead_identity::SpiffeId::parse(&format!("spiffe://cluster.local/ns/shop/sa/{sa}")).unwrap()
+}

@@ -29,6 +29,10 @@ fn entry<'a>() -> Entry<'a> {
         layer: Some("authorization"),
         policy: Some("AuthorizationPolicy/shop/deny-orders"),
         reason: Some("a DENY policy matched"),
+        retries: 0,
+        endpoint: None,
+        overflow: None,
+        timeout: None,
     }
 }
 
@@ -55,6 +59,10 @@ fn a_line_is_json_with_every_field() {
         "layer": "authorization",
         "policy": "AuthorizationPolicy/shop/deny-orders",
         "reason": "a DENY policy matched",
+        "retries": 0,
+        "endpoint": null,
+        "overflow": null,
+        "timeout": null,
     });
     assert_eq!(value, expected);
 }
@@ -74,14 +82,24 @@ fn unknown_fields_are_null_not_missing() {
         layer: None,
         policy: None,
         reason: None,
+        retries: 1,
+        endpoint: Some("10.0.0.2:4143".parse().unwrap()),
+        overflow: Some("max_requests"),
+        timeout: Some("per_try"),
         decision: "allow",
         ..entry()
     };
     let value: serde_json::Value = serde_json::from_str(&e.to_json(SystemTime::now())).unwrap();
     let object = value.as_object().unwrap();
-    assert_eq!(object.len(), 18);
+    assert_eq!(object.len(), 22);
     assert!(object["source"].is_null() && object["status"].is_null());
     assert_eq!(object["direction"], "outbound");
+    assert_eq!(object["retries"], 1);
+    assert_eq!(object["endpoint"], "10.0.0.2:4143");
+    assert_eq!(
+        (&object["overflow"], &object["timeout"]),
+        (&"max_requests".into(), &"per_try".into())
+    );
 }
 
 #[test]

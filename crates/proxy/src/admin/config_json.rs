@@ -8,12 +8,16 @@ use serde_json::{Value, json};
 
 use crate::accesslog::rfc3339;
 use crate::control::ControlStatus;
+use crate::metrics::Direction;
 use crate::reload::{ReloadStatus, unix_seconds};
+use crate::resilience::Registry;
+use crate::run::listener_keys;
 use crate::snapshot::Snapshot;
 
 /// The JSON document `/config` answers with.
 pub(super) fn render(
     snapshot: &Snapshot,
+    upstreams: &Registry,
     status: Option<&ReloadStatus>,
     control: Option<&ControlStatus>,
 ) -> String {
@@ -30,7 +34,7 @@ pub(super) fn render(
             "roots": bundle.roots().len(),
         },
         "inbound": inbound(snapshot),
-        "outbound": outbound(snapshot),
+        "outbound": outbound(snapshot, upstreams),
         "policies": {
             "network": network,
             "authentication": authentication,
@@ -66,12 +70,34 @@ fn inbound(snapshot: &Snapshot) -> Vec<Value> {
     ports.collect()
 }
 
-fn outbound(snapshot: &Snapshot) -> Vec<Value> {
-    let upstreams = snapshot.outbound.iter().map(|o| {
+/// The upstreams, each endpoint with its runtime state: EWMA latency, requests in
+/// flight, consecutive failures and, when ejected, for how much longer.
+fn outbound(snapshot: &Snapshot, upstreams: &Registry) -> Vec<Value> {
+    let keys = listener_keys(snapshot);
+    let outbound_keys = keys.iter().filter(|k| k.direction == Direction::Outbound);
+    let upstreams = snapshot.outbound.iter().zip(outbound_keys).map(|(o, key)| {
+        let states = upstreams
+            .get((key.listen, key.ordinal))
+            .map(|up| up.views())
+            .unwrap_or_default();
         let endpoints: Vec<Value> = o
             .endpoints
             .iter()
-            .map(|e| json!({"address": e.address.to_string(), "identity": e.identity.as_str()}))
+            .map(|e| {
+                let state = states.iter().find(|(a, _)| *a == e.address).map(|(_, v)| {
+                    json!({
+                        "healthy": v.ejected_for.is_none(),
+                        "ejected_for_ms": v.ejected_for.map(|d| d.as_millis()),
+                        "ejections": v.ejections,
+                        "ewma_ms": v.ewma_ms,
+                        "in_flight": v.in_flight,
+                        "consecutive_5xx": v.consecutive_5xx,
+                        "consecutive_connect_failures": v.consecutive_connect_failures,
+                    })
+                });
+                json!({"address": e.address.to_string(), "identity": e.identity.as_str(),
+                    "state": state})
+            })
             .collect();
         json!({
             "listen": o.listen.to_string(),

@@ -10,11 +10,13 @@ use bulkhead_api::proxy;
 use bulkhead_identity::rotation::SvidSource;
 use bulkhead_identity::verify::BundleHandle;
 use bulkhead_identity::{SpiffeId, TrustBundle};
-use bulkhead_resources::{Format, Loader};
+use bulkhead_resources::validate::traffic_policy_spec;
+use bulkhead_resources::{FieldPath, Format, Loader, TrafficPolicySpec};
 
 use super::error::SnapshotError;
 use crate::config::{OutboundSpec, ProxyConfig};
 use crate::load::{CompileError, compile, inbound, outbound_with};
+use crate::resilience::TrafficPolicy;
 use crate::snapshot::{Endpoint, Snapshot};
 
 /// A snapshot ready to publish, and the trust bundle to install first when it changed.
@@ -59,7 +61,7 @@ pub(crate) fn build(
             CompileError::Policy(e) => SnapshotError::Compile(e),
             CompileError::MissingSelf(key) => SnapshotError::MissingSelf(key),
         })?;
-    let outbound = outbound_with(cfg, |_, o| endpoints(message, o))?;
+    let outbound = outbound_with(cfg, |_, o| upstream(message, o))?;
     let changed = bundle.current().roots() != new_bundle.roots();
     Ok(Built {
         snapshot: Snapshot {
@@ -77,22 +79,49 @@ pub(crate) fn build(
     })
 }
 
-/// The endpoints of `outbound` in the snapshot: the upstream of the same service and port
-/// (any port when `outbound.port` is 0). A service the snapshot does not list has no
-/// endpoints (requests get 503 `no-endpoints`) rather than refusing the whole snapshot,
-/// so one missing Service cannot freeze everyone else's configuration.
-fn endpoints(
+/// The endpoints and traffic policy of `outbound` in the snapshot: the upstream of the
+/// same service and port (any port when `outbound.port` is 0). A service the snapshot does
+/// not list has no endpoints (requests get 503 `no-endpoints`) and the default policy,
+/// rather than refusing the whole snapshot, so one missing Service cannot freeze everyone
+/// else's configuration.
+fn upstream(
     message: &proxy::Snapshot,
     outbound: &OutboundSpec,
-) -> Result<Vec<Endpoint>, SnapshotError> {
+) -> Result<(Vec<Endpoint>, Arc<TrafficPolicy>), SnapshotError> {
     let found = message.upstreams.iter().enumerate().find(|(_, u)| {
         u.service == outbound.service && (outbound.port == 0 || u.port == u32::from(outbound.port))
     });
     let Some((index, upstream)) = found else {
         tracing::debug!(service = %outbound.service, port = outbound.port,
             version = message.version, "the snapshot lists no endpoints for this upstream");
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Arc::default()));
     };
+    let traffic = traffic_policy(index, &upstream.traffic_policy_json)?;
+    Ok((endpoints(index, upstream)?, Arc::new(traffic)))
+}
+
+/// The upstream's traffic policy: the defaults when empty, else the TrafficPolicy spec,
+/// decoded and checked as file mode checks `spec.outbound[].trafficPolicy`.
+fn traffic_policy(index: usize, json: &str) -> Result<TrafficPolicy, SnapshotError> {
+    if json.is_empty() {
+        return Ok(TrafficPolicy::default());
+    }
+    let fail = |field: String, message: String| SnapshotError::Upstream {
+        index,
+        field,
+        message,
+    };
+    let field = FieldPath::root().key("traffic_policy_json");
+    let spec: TrafficPolicySpec =
+        serde_json::from_str(json).map_err(|e| fail(field.to_string(), e.to_string()))?;
+    if let Some(problem) = traffic_policy_spec(&spec, &field).into_iter().next() {
+        return Err(fail(problem.path.to_string(), problem.message));
+    }
+    Ok(TrafficPolicy::from(&spec))
+}
+
+/// The endpoints of the snapshot's upstream `index`.
+fn endpoints(index: usize, upstream: &proxy::Upstream) -> Result<Vec<Endpoint>, SnapshotError> {
     let fail = |j: usize, field: &str, message: String| SnapshotError::Upstream {
         index,
         field: format!("endpoints[{j}].{field}"),

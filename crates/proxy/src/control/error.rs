@@ -110,12 +110,12 @@ pub enum SnapshotError {
     /// The compiled policies do not know this workload.
     #[error("resources_json: workload `{0}` is missing from the compiled policies")]
     MissingSelf(String),
-    /// An upstream endpoint is malformed.
+    /// An upstream's endpoint or traffic policy is malformed.
     #[error("upstreams[{index}].{field}: {message}")]
     Upstream {
         /// Position in `Snapshot.upstreams`.
         index: usize,
-        /// e.g. `endpoints[0].address`.
+        /// e.g. `endpoints[0].address` or `traffic_policy_json.retries.attempts`.
         field: String,
         /// What is wrong.
         message: String,

@@ -178,6 +178,8 @@ struct UpstreamJson {
     port: u32,
     #[serde(default)]
     endpoints: Vec<EndpointJson>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    traffic_policy_json: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -202,6 +204,7 @@ impl From<&proxy::Snapshot> for SnapshotJson {
                     identity: e.identity.clone(),
                 })
                 .collect(),
+            traffic_policy_json: u.traffic_policy_json.clone(),
         });
         SnapshotJson {
             version: s.version,
@@ -227,6 +230,7 @@ impl From<SnapshotJson> for proxy::Snapshot {
                     identity: e.identity,
                 })
                 .collect(),
+            traffic_policy_json: u.traffic_policy_json,
         });
         proxy::Snapshot {
             version: s.version,
@@ -260,6 +264,7 @@ mod tests {
                     address: "10.0.0.1:15006".into(),
                     identity: "spiffe://cluster.local/ns/shop/sa/api".into(),
                 }],
+                traffic_policy_json: r#"{"retries":{"attempts":1}}"#.into(),
             }],
             trust_domain: "cluster.local".into(),
         };

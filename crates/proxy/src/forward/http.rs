@@ -125,6 +125,32 @@ impl Verdict {
     }
 }
 
+/// What the outbound resilience layer adds to a log line.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Resilience {
+    /// Retries sent.
+    pub(crate) retries: u32,
+    /// The endpoint of the last try or connection attempt.
+    pub(crate) endpoint: Option<SocketAddr>,
+    /// The circuit breaker that refused the request.
+    pub(crate) overflow: Option<&'static str>,
+    /// The timeout that fired.
+    pub(crate) timeout: Option<&'static str>,
+}
+
+impl Resilience {
+    /// The overflow or timeout `err` names, if any.
+    pub(crate) fn note(&mut self, err: &crate::error::ProxyError) {
+        use crate::error::ProxyError;
+        match err {
+            ProxyError::Overflow { limit } => self.overflow = Some(limit.as_str()),
+            ProxyError::Timeout { kind, .. } => self.timeout = Some(kind.as_str()),
+            ProxyError::ConnectTimeout { .. } => self.timeout = Some("connect"),
+            _ => {}
+        }
+    }
+}
+
 /// Where a request's log line and metrics go.
 #[derive(Clone)]
 pub(crate) struct Sinks {
@@ -146,6 +172,7 @@ pub(crate) struct HttpLog {
     pub(crate) start: Instant,
     pub(crate) bytes_in: Arc<AtomicU64>,
     pub(crate) verdict: Verdict,
+    pub(crate) resilience: Resilience,
 }
 
 impl HttpLog {
@@ -158,6 +185,7 @@ impl HttpLog {
     /// when the stream ends, with the same request id and verdict).
     pub(crate) fn upgraded(&self) -> TcpLog {
         TcpLog {
+            resilience: crate::forward::http::Resilience::default(),
             sinks: self.sinks.clone(),
             direction: self.direction,
             source: self.source.clone(),
@@ -213,6 +241,10 @@ impl HttpLog {
             layer: self.verdict.layer.map(Layer::as_str),
             policy: self.verdict.policy.as_deref(),
             reason: reason.as_deref(),
+            retries: self.resilience.retries,
+            endpoint: self.resilience.endpoint,
+            overflow: self.resilience.overflow,
+            timeout: self.resilience.timeout,
         });
     }
 }

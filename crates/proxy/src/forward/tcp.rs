@@ -204,6 +204,8 @@ pub(crate) struct TcpLog {
     pub(crate) verdict: Verdict,
     /// Set for an upgraded stream: its line is of kind `upgrade` and names the request.
     pub(crate) upgraded: Option<UpgradedRequest>,
+    /// Outbound: the endpoint chosen, and the overflow or timeout that refused it.
+    pub(crate) resilience: super::http::Resilience,
 }
 
 impl TcpLog {
@@ -260,6 +262,10 @@ impl TcpLog {
             layer: self.verdict.layer.map(|l| l.as_str()),
             policy: self.verdict.policy.as_deref(),
             reason: closed_by.or(verdict_reason.as_deref()),
+            retries: self.resilience.retries,
+            endpoint: self.resilience.endpoint,
+            overflow: self.resilience.overflow,
+            timeout: self.resilience.timeout,
         });
     }
 }

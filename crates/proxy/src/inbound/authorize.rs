@@ -109,6 +109,7 @@ pub(crate) fn plaintext_refused(
     // port STRICT even if it ever did not.
     verdict.allowed = false;
     TcpLog {
+        resilience: crate::forward::http::Resilience::default(),
         sinks: ctx.sinks.clone(),
         direction: Direction::Inbound,
         source: None,

@@ -90,6 +90,7 @@ async fn authorize_and_forward(conn: Arc<Conn>, mut req: Request<Incoming>) -> R
         Some(&attributes),
     );
     let log = HttpLog {
+        resilience: crate::forward::http::Resilience::default(),
         sinks: conn.ctx.sinks.clone(),
         direction: Direction::Inbound,
         request_id: request_id.clone(),

@@ -137,6 +137,7 @@ async fn forward_tcp(
 ) {
     let verdict = authorize::decide(ctx, snapshot, inbound.port, peer, None);
     let log = TcpLog {
+        resilience: crate::forward::http::Resilience::default(),
         sinks: ctx.sinks.clone(),
         direction: Direction::Inbound,
         source: peer.id.clone(),

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use bulkhead_identity::{SpiffeId, TrustDomain};
+use bulkhead_resources::validate::traffic_policy_spec;
 use bulkhead_resources::{FieldError, FieldPath};
 
 use crate::config::{ControlPlaneSpec, ProxyConfig};
@@ -63,6 +64,13 @@ fn check_controlled(
         if !outbound.endpoints.is_empty() {
             let at = spec.key("outbound").index(i).key("endpoints");
             out.push(forbidden(at, "the endpoints"));
+        }
+        if outbound.traffic_policy.is_some() {
+            let at = spec.key("outbound").index(i).key("trafficPolicy");
+            out.push(forbidden(
+                at,
+                "the traffic policy (a TrafficPolicy resource for the Service)",
+            ));
         }
     }
     check_control_plane(cp, base_dir, &spec.key("controlPlane"), out);
@@ -332,6 +340,9 @@ fn check_outbound(cfg: &ProxyConfig, spec: &FieldPath, out: &mut Vec<FieldError>
                 at.key("endpoints"),
                 "no endpoints; expected at least one {address, identity}",
             ));
+        }
+        if let Some(policy) = &outbound.traffic_policy {
+            out.extend(traffic_policy_spec(policy, &at.key("trafficPolicy")));
         }
         for (j, endpoint) in outbound.endpoints.iter().enumerate() {
             let ep = at.key("endpoints").index(j);

@@ -3,17 +3,23 @@
 //! that tells it what follows.
 
 use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use bulkhead_identity::SpiffeId;
 use bulkhead_identity::verify::client_config;
 use rustls::client::ResolvesClientCert;
 use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsConnector;
 
 use crate::error::ProxyError;
 use crate::forward::{BoxIo, alpn, dial, handshake_failure_reason};
 use crate::metrics::Direction;
+use crate::resilience::breaker::Permit;
 use crate::run::Context;
 use crate::snapshot::{Endpoint, Snapshot};
 
@@ -78,17 +84,19 @@ impl Connector {
         Ok(connector)
     }
 
-    /// Dials `endpoint` and completes the mTLS handshake for `protocol`.
+    /// Dials `endpoint` (within `connect_timeout`) and completes the mTLS handshake for
+    /// `protocol`.
     pub(crate) async fn connect(
         &self,
         ctx: &Context,
         snapshot: &Snapshot,
         endpoint: &Endpoint,
         protocol: &'static [u8],
+        connect_timeout: Duration,
     ) -> Result<BoxIo, ProxyError> {
         let addr = endpoint.address;
         let connector = self.connector(snapshot, &endpoint.identity, protocol)?;
-        let tcp = dial(addr, ctx.settings.connect_timeout).await?;
+        let tcp = dial(addr, connect_timeout).await?;
         // SPIFFE peers are named by their ID, not DNS; an IP address as the server name
         // keeps rustls from sending SNI that would only leak the service name.
         let name = ServerName::IpAddress(addr.ip().into());
@@ -114,5 +122,57 @@ impl Connector {
             Ok(Err(e)) => Err(failed(handshake_failure_reason(&e), e.to_string())),
             Err(_) => Err(failed("timeout", "handshake timed out".into())),
         }
+    }
+}
+
+/// A connection holding its `max_connections` slot until it is dropped (for a pooled
+/// HTTP/2 connection: when its connection task ends).
+struct Counted {
+    io: BoxIo,
+    _slot: Permit,
+}
+
+/// `io` counted against the upstream's connection limit while it lives.
+pub(crate) fn counted(io: BoxIo, slot: Permit) -> BoxIo {
+    Box::new(Counted { io, _slot: slot })
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -15,23 +15,24 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use tracing::Instrument;
 
-use super::balance::Balancer;
-use super::{CONNECT_ATTEMPTS, connect_any, no_endpoints};
+use super::{connect_any, idle_timeout, retry};
 use crate::error::ProxyError;
 use crate::forward::headers::{self, ORIG_PROTO, ORIG_PROTO_HTTP1, PEER_IDENTITY};
 use crate::forward::http::{HttpLog, Verdict, from_upstream, to_h2};
 use crate::forward::server::{self, Version};
 use crate::forward::{Body, BoxIo, alpn, boxed, upgrade};
 use crate::metrics::Direction;
+use crate::resilience::Upstream;
+use crate::resilience::endpoint::EndpointState;
 use crate::respond;
 use crate::run::{Context, Drain, ListenerKey};
-use crate::snapshot::{Endpoint, Outbound, Snapshot};
+use crate::snapshot::{Outbound, Snapshot};
 
 /// What every request of one app connection shares.
 pub(super) struct Conn {
     ctx: Arc<Context>,
     key: ListenerKey,
-    balancer: Arc<Balancer>,
+    upstream: Arc<Upstream>,
     client: SocketAddr,
     local_id: Arc<str>,
 }
@@ -40,14 +41,14 @@ impl Conn {
     pub(super) fn new(
         ctx: Arc<Context>,
         key: ListenerKey,
-        balancer: Arc<Balancer>,
+        upstream: Arc<Upstream>,
         client: SocketAddr,
         snapshot: &Snapshot,
     ) -> Arc<Conn> {
         Arc::new(Conn {
             ctx,
             key,
-            balancer,
+            upstream,
             client,
             local_id: snapshot.identity.as_str().into(),
         })
@@ -90,6 +91,7 @@ async fn handle(conn: Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
     // This hop answered `Expect: 100-continue` by reading the body; the next must not wait.
     h.remove(EXPECT);
     let mut log = HttpLog {
+        resilience: crate::forward::http::Resilience::default(),
         sinks: conn.ctx.sinks.clone(),
         direction: Direction::Outbound,
         request_id: request_id.clone(),
@@ -110,72 +112,87 @@ async fn handle(conn: Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
     } else {
         forward(&conn, &snapshot, outbound, req).await
     };
-    let resp = match sent {
-        Ok((endpoint, resp)) => {
-            log.destination = Some(endpoint.identity.as_str().into());
-            log.upstream = Some(endpoint.address);
+    log.resilience.retries = sent.retries;
+    log.resilience.endpoint = sent.endpoint.as_ref().map(|e| e.endpoint.address);
+    let resp = match sent.result {
+        Ok(resp) => {
+            let endpoint = sent.endpoint.as_ref().map(|e| &e.endpoint);
+            log.destination = endpoint.map(|e| e.identity.as_str().into());
+            log.upstream = endpoint.map(|e| e.address);
             resp
         }
         Err(e) => {
             tracing::warn!(error = %e, service = %outbound.service, "request not forwarded");
+            log.resilience.note(&e);
             respond::error(&e, &request_id, grpc)
         }
     };
     log.respond(resp)
 }
 
-/// Sends a request over the pooled HTTP/2 connection to an endpoint.
-async fn forward<'s>(
+/// Sends a request over the pooled HTTP/2 connection to an endpoint, with the
+/// upstream's timeouts and retries.
+async fn forward(
     conn: &Conn,
-    snapshot: &'s Snapshot,
-    outbound: &'s Outbound,
+    snapshot: &Arc<Snapshot>,
+    outbound: &Outbound,
     req: Request<Body>,
-) -> Result<(&'s Endpoint, Response<Body>), ProxyError> {
-    let ctx = &*conn.ctx;
+) -> retry::Sent {
     let (mut parts, body) = req.into_parts();
     if parts.version < http::Version::HTTP_2 {
         parts.headers.insert(ORIG_PROTO, ORIG_PROTO_HTTP1);
     }
     to_h2(&mut parts, &outbound.service);
     let req = Request::from_parts(parts, body);
-    let mut last = no_endpoints(outbound);
-    for endpoint in conn
-        .balancer
-        .candidates(&outbound.endpoints, CONNECT_ATTEMPTS)
-    {
-        let key = (endpoint.address, endpoint.identity.clone());
-        let connect = || ctx.connector.connect(ctx, snapshot, endpoint, alpn::H2);
-        match ctx
-            .mesh
-            .sender(&key, endpoint.address, &connect, false)
-            .await
-        {
-            Ok(sender) => {
-                let resp = ctx
-                    .mesh
-                    .send_on(sender, &key, endpoint.address, &connect, req)
-                    .await?;
-                return Ok((endpoint, from_upstream(resp, false)));
-            }
-            Err(e) if e.is_connect() => last = e,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last)
+    retry::send(&conn.ctx, &conn.upstream, snapshot, outbound, req).await
 }
 
 /// Sends an upgrade request on its own HTTP/1.1 connection and, once the endpoint
 /// switches protocols, splices the two connections (the stream gets its own log line).
-async fn forward_upgrade<'s>(
+async fn forward_upgrade(
     conn: &Conn,
-    snapshot: &'s Snapshot,
-    outbound: &'s Outbound,
+    snapshot: &Arc<Snapshot>,
+    outbound: &Outbound,
     mut req: Request<Body>,
     log: &HttpLog,
-) -> Result<(&'s Endpoint, Response<Body>), ProxyError> {
+) -> retry::Sent {
     let downstream = hyper::upgrade::on(&mut req);
-    let (endpoint, io) =
-        connect_any(&conn.ctx, snapshot, outbound, &conn.balancer, alpn::HTTP1).await?;
+    let (endpoint, connected) =
+        connect_any(&conn.ctx, snapshot, outbound, &conn.upstream, alpn::HTTP1).await;
+    let result = match connected {
+        Ok(io) => {
+            upgrade(
+                conn,
+                outbound,
+                endpoint.as_deref(),
+                io,
+                req,
+                downstream,
+                log,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    retry::Sent {
+        endpoint,
+        retries: 0,
+        result,
+    }
+}
+
+async fn upgrade(
+    conn: &Conn,
+    outbound: &Outbound,
+    endpoint: Option<&EndpointState>,
+    io: BoxIo,
+    req: Request<Body>,
+    downstream: hyper::upgrade::OnUpgrade,
+    log: &HttpLog,
+) -> Result<Response<Body>, ProxyError> {
+    let Some(endpoint) = endpoint.map(|e| &e.endpoint) else {
+        return Err(super::no_endpoints(outbound));
+    };
     let mut resp = upgrade::send(io, endpoint.address, req).await?;
     let switch = upgrade::switch(downstream, &mut resp);
     let switched = switch.is_some();
@@ -183,7 +200,7 @@ async fn forward_upgrade<'s>(
         let mut stream = log.upgraded();
         stream.destination = Some(endpoint.identity.as_str().into());
         stream.upstream = Some(endpoint.address);
-        upgrade::bridge(switch, stream, conn.ctx.settings.idle_timeout);
+        upgrade::bridge(switch, stream, idle_timeout(&conn.ctx, outbound));
     }
-    Ok((endpoint, from_upstream(resp, switched)))
+    Ok(from_upstream(resp, switched))
 }

@@ -5,13 +5,17 @@
 //!
 //! ```text
 //! accept → detect (auto: h2 preface / HTTP/1 method / else TCP, bounded wait;
-//! opaque: none) → balance (round-robin) → connect (pooled HTTP/2 for requests,
-//! dedicated connections for upgrades and TCP) → forward → respond / log
+//! opaque: none) → balance (P2C peak-EWMA by default, `resilience::balancer`) → connect
+//! (pooled HTTP/2 for requests, dedicated connections for upgrades and TCP) → forward
+//! (HTTP: timeouts and retries, `retry.rs`) → respond / log
 //! ```
+//!
+//! Every upstream's state (endpoint health, budget, breakers) is a
+//! [`crate::resilience::Upstream`] kept for the listener's lifetime, across snapshots.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tracing::Instrument;
@@ -24,14 +28,17 @@ use crate::forward::server::Version;
 use crate::forward::tcp::{TcpLog, splice};
 use crate::forward::{BoxIo, alpn};
 use crate::metrics::Direction;
+use crate::resilience::endpoint::EndpointState;
+use crate::resilience::outlier::Outcome;
+use crate::resilience::upstream::EndpointSet;
+use crate::resilience::{Limit, TimeoutKind, TrafficPolicy, Upstream};
 use crate::run::{Context, Drain, ListenerKey};
-use crate::snapshot::{Endpoint, Outbound, Snapshot};
+use crate::snapshot::{Outbound, Snapshot};
 
-pub(crate) mod balance;
 pub(crate) mod connect;
 mod http;
-
-use balance::Balancer;
+mod replay;
+mod retry;
 
 /// How many endpoints a request or connection tries when connecting fails.
 const CONNECT_ATTEMPTS: usize = 2;
@@ -40,7 +47,7 @@ const CONNECT_ATTEMPTS: usize = 2;
 pub(crate) async fn serve(
     ctx: Arc<Context>,
     key: ListenerKey,
-    balancer: Arc<Balancer>,
+    upstream: Arc<Upstream>,
     tcp: TcpStream,
     client: SocketAddr,
     drain: Drain,
@@ -64,10 +71,10 @@ pub(crate) async fn serve(
         tracing::Span::current().record("protocol", if version.is_some() { "http" } else { "tcp" });
         match version {
             Some(version) => {
-                let conn = http::Conn::new(ctx.clone(), key, balancer, client, &snapshot);
+                let conn = http::Conn::new(ctx.clone(), key, upstream, client, &snapshot);
                 http::serve(conn, io, version, drain).await;
             }
-            None => forward_tcp(&ctx, key, &balancer, io, client, start).await,
+            None => forward_tcp(&ctx, key, &upstream, io, client, start).await,
         }
     }
     .instrument(span)
@@ -103,27 +110,96 @@ async fn classify(
     Some((version, Box::new(tcp)))
 }
 
-/// Connects to the first of up to [`CONNECT_ATTEMPTS`] endpoints that accepts.
-pub(crate) async fn connect_any<'s>(
+/// Connects to the first of up to [`CONNECT_ATTEMPTS`] endpoints that accepts (nothing
+/// has been sent yet, so trying another is always safe); reports each attempt to the
+/// outlier detector. On failure the endpoint tried last comes with the error.
+pub(crate) async fn connect_any(
     ctx: &Context,
-    snapshot: &'s Snapshot,
-    outbound: &'s Outbound,
-    balancer: &Balancer,
+    snapshot: &Arc<Snapshot>,
+    outbound: &Outbound,
+    up: &Upstream,
     protocol: &'static [u8],
-) -> Result<(&'s Endpoint, BoxIo), ProxyError> {
-    let mut last = no_endpoints(outbound);
-    for endpoint in balancer.candidates(&outbound.endpoints, CONNECT_ATTEMPTS) {
-        match ctx
-            .connector
-            .connect(ctx, snapshot, endpoint, protocol)
-            .await
-        {
-            Ok(io) => return Ok((endpoint, io)),
-            Err(e) if e.is_connect() => last = e,
-            Err(e) => return Err(e),
+) -> (Option<Arc<EndpointState>>, Result<BoxIo, ProxyError>) {
+    let policy = &*outbound.traffic;
+    let set = up.endpoints(snapshot, &outbound.endpoints);
+    let mut last = (None, Err(no_endpoints(outbound)));
+    let mut avoid = None;
+    for _ in 0..CONNECT_ATTEMPTS.min(set.endpoints.len()) {
+        let now = up.now_ns();
+        let Some(i) = up
+            .balancer
+            .pick(&set.endpoints, policy.load_balancer, avoid, now)
+        else {
+            break;
+        };
+        let endpoint = &set.endpoints[i];
+        match open(ctx, up, snapshot, endpoint, protocol, policy).await {
+            Ok(io) => {
+                report(ctx, up, &set, i, Outcome::Success, policy);
+                return (Some(Arc::clone(endpoint)), Ok(io));
+            }
+            Err(e) if e.is_connect() => {
+                report(ctx, up, &set, i, Outcome::ConnectFailure, policy);
+                last = (Some(Arc::clone(endpoint)), Err(e));
+                avoid = Some(i);
+            }
+            Err(e) => return (Some(Arc::clone(endpoint)), Err(e)),
         }
     }
-    Err(last)
+    last
+}
+
+/// Opens a connection to `endpoint` within the connect timeout, holding a
+/// `max_connections` slot for as long as the connection lives.
+pub(crate) async fn open(
+    ctx: &Context,
+    up: &Upstream,
+    snapshot: &Snapshot,
+    endpoint: &EndpointState,
+    protocol: &'static [u8],
+    policy: &TrafficPolicy,
+) -> Result<BoxIo, ProxyError> {
+    let Some(slot) = up.acquire(Limit::Connections, policy.limits.max_connections) else {
+        return Err(retry::overflow(ctx, Limit::Connections));
+    };
+    let limit = ctx.settings.connect_timeout.min(policy.timeouts.connect);
+    let connected = ctx
+        .connector
+        .connect(ctx, snapshot, &endpoint.endpoint, protocol, limit)
+        .await;
+    match connected {
+        Ok(io) => Ok(connect::counted(io, slot)),
+        Err(ProxyError::ConnectTimeout { .. }) => {
+            Err(retry::timed_out(ctx, TimeoutKind::Connect, limit))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Feeds one outcome to the outlier detector; an ejection is counted, logged, and its
+/// end (re-admission) logged and counted when it comes.
+pub(crate) fn report(
+    ctx: &Context,
+    up: &Upstream,
+    set: &EndpointSet,
+    index: usize,
+    outcome: Outcome,
+    policy: &TrafficPolicy,
+) {
+    let Some(ejection) = up.record(set, index, outcome, &policy.outlier) else {
+        return;
+    };
+    let address = set.endpoints[index].endpoint.address;
+    let metrics = Arc::clone(&ctx.sinks.metrics);
+    metrics.ejection(ejection.reason);
+    tracing::warn!(endpoint = %address, reason = ejection.reason.as_str(),
+        duration = ?ejection.duration, ejections = ejection.ejections,
+        "upstream endpoint ejected");
+    tokio::spawn(async move {
+        tokio::time::sleep(ejection.duration).await;
+        metrics.readmitted();
+        tracing::info!(endpoint = %address, "ejected upstream endpoint re-admitted");
+    });
 }
 
 fn no_endpoints(outbound: &Outbound) -> ProxyError {
@@ -136,7 +212,7 @@ fn no_endpoints(outbound: &Outbound) -> ProxyError {
 async fn forward_tcp(
     ctx: &Context,
     key: ListenerKey,
-    balancer: &Balancer,
+    up: &Upstream,
     io: BoxIo,
     client: SocketAddr,
     start: Instant,
@@ -146,6 +222,7 @@ async fn forward_tcp(
         return crate::respond::close(io).await;
     };
     let mut log = TcpLog {
+        resilience: crate::forward::http::Resilience::default(),
         sinks: ctx.sinks.clone(),
         direction: Direction::Outbound,
         source: Some(snapshot.identity.as_str().into()),
@@ -156,17 +233,29 @@ async fn forward_tcp(
         verdict: Verdict::unchecked(),
         upgraded: None,
     };
-    match connect_any(ctx, &snapshot, outbound, balancer, alpn::TCP).await {
-        Ok((endpoint, upstream)) => {
-            log.destination = Some(endpoint.identity.as_str().into());
-            log.upstream = Some(endpoint.address);
+    let (endpoint, connected) = connect_any(ctx, &snapshot, outbound, up, alpn::TCP).await;
+    log.resilience.endpoint = endpoint.as_ref().map(|e| e.endpoint.address);
+    match connected {
+        Ok(upstream) => {
+            let endpoint = endpoint.as_ref().map(|e| &e.endpoint);
+            log.destination = endpoint.map(|e| e.identity.as_str().into());
+            log.upstream = endpoint.map(|e| e.address);
             log.opened();
-            log.closed(splice(io, upstream, ctx.settings.idle_timeout).await);
+            let idle = idle_timeout(ctx, outbound);
+            log.closed(splice(io, upstream, idle).await);
         }
         Err(e) => {
             tracing::warn!(error = %e, "no upstream for the TCP connection");
+            log.resilience.note(&e);
             log.refused();
             crate::respond::close(io).await;
         }
     }
+}
+
+/// The idle timeout of TCP and upgraded streams to `outbound`: the policy's, or the
+/// proxy-wide setting when that is shorter.
+pub(crate) fn idle_timeout(ctx: &Context, outbound: &Outbound) -> Option<Duration> {
+    let policy = outbound.traffic.timeouts.idle;
+    Some(ctx.settings.idle_timeout.map_or(policy, |s| s.min(policy)))
 }

@@ -62,6 +62,7 @@ pub fn api_upstream(address: SocketAddr) -> proxy::Upstream {
             address: address.to_string(),
             identity: spiffe("api"),
         }],
+        traffic_policy_json: String::new(),
     }
 }
 

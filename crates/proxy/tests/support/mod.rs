@@ -291,6 +291,7 @@ impl Pair {
                 address: b.inbound[0],
                 identity: spec.expect.unwrap_or_else(|| id("api")),
             }],
+            traffic: Default::default(),
         }];
         let a_snapshot = snapshot(&mesh, &a_svid, "web", engine, vec![], outbound);
         let a = Sidecar::start_with(a_snapshot, spec.settings).await;

@@ -3,3 +3,4 @@
 pub mod core;
 pub mod istio;
 pub mod network;
+pub mod traffic;

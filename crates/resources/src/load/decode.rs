@@ -19,7 +19,7 @@ use crate::load::source::{Document, Syntax, json_message};
 use crate::validate::validate;
 use crate::{
     AuthorizationPolicy, Namespace, NetworkPolicy, PeerAuthentication, Pod, Resource, Service,
-    Workload,
+    TrafficPolicy, Workload,
 };
 
 /// A resource decoded from a document, with where it came from.
@@ -265,6 +265,7 @@ fn typed_resource(kind: &str, node: &Value, at: &FieldPath) -> Result<Resource, 
         "PeerAuthentication" => {
             Resource::PeerAuthentication(typed::<PeerAuthentication>(node, at)?)
         }
+        "TrafficPolicy" => Resource::TrafficPolicy(typed::<TrafficPolicy>(node, at)?),
         other => unreachable!("kind `{other}` is in KINDS but has no decoder"),
     })
 }

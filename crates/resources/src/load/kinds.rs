@@ -52,6 +52,11 @@ pub(crate) const KINDS: &[KindInfo] = &[
         api_versions: ISTIO_SECURITY,
         namespaced: true,
     },
+    KindInfo {
+        kind: "TrafficPolicy",
+        api_versions: &["bulkhead.dev/v1alpha1"],
+        namespaced: true,
+    },
 ];
 
 /// What a document's `apiVersion`/`kind` resolve to.
