@@ -27,7 +27,7 @@ use crate::forward::http::Verdict;
 use crate::forward::server::Version;
 use crate::forward::tcp::{TcpLog, splice};
 use crate::forward::{BoxIo, alpn};
-use crate::metrics::Direction;
+use crate::metrics::{Direction, Metrics};
 use crate::resilience::endpoint::EndpointState;
 use crate::resilience::outlier::Outcome;
 use crate::resilience::upstream::EndpointSet;
@@ -135,11 +135,18 @@ pub(crate) async fn connect_any(
         let endpoint = &set.endpoints[i];
         match open(ctx, up, snapshot, endpoint, protocol, policy).await {
             Ok(io) => {
-                report(ctx, up, &set, i, Outcome::Success, policy);
+                report(&ctx.sinks.metrics, up, &set, i, Outcome::Success, policy);
                 return (Some(Arc::clone(endpoint)), Ok(io));
             }
             Err(e) if e.is_connect() => {
-                report(ctx, up, &set, i, Outcome::ConnectFailure, policy);
+                report(
+                    &ctx.sinks.metrics,
+                    up,
+                    &set,
+                    i,
+                    Outcome::ConnectFailure,
+                    policy,
+                );
                 last = (Some(Arc::clone(endpoint)), Err(e));
                 avoid = Some(i);
             }
@@ -160,7 +167,7 @@ pub(crate) async fn open(
     policy: &TrafficPolicy,
 ) -> Result<BoxIo, ProxyError> {
     let Some(slot) = up.acquire(Limit::Connections, policy.limits.max_connections) else {
-        return Err(retry::overflow(ctx, Limit::Connections));
+        return Err(retry::overflow(&ctx.sinks.metrics, Limit::Connections));
     };
     let limit = ctx.settings.connect_timeout.min(policy.timeouts.connect);
     let connected = ctx
@@ -169,9 +176,11 @@ pub(crate) async fn open(
         .await;
     match connected {
         Ok(io) => Ok(connect::counted(io, slot)),
-        Err(ProxyError::ConnectTimeout { .. }) => {
-            Err(retry::timed_out(ctx, TimeoutKind::Connect, limit))
-        }
+        Err(ProxyError::ConnectTimeout { .. }) => Err(retry::timed_out(
+            &ctx.sinks.metrics,
+            TimeoutKind::Connect,
+            limit,
+        )),
         Err(e) => Err(e),
     }
 }
@@ -179,7 +188,7 @@ pub(crate) async fn open(
 /// Feeds one outcome to the outlier detector; an ejection is counted, logged, and its
 /// end (re-admission) logged and counted when it comes.
 pub(crate) fn report(
-    ctx: &Context,
+    metrics: &Arc<Metrics>,
     up: &Upstream,
     set: &EndpointSet,
     index: usize,
@@ -190,7 +199,7 @@ pub(crate) fn report(
         return;
     };
     let address = set.endpoints[index].endpoint.address;
-    let metrics = Arc::clone(&ctx.sinks.metrics);
+    let metrics = Arc::clone(metrics);
     metrics.ejection(ejection.reason);
     tracing::warn!(endpoint = %address, reason = ejection.reason.as_str(),
         duration = ?ejection.duration, ejections = ejection.ejections,

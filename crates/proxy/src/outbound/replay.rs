@@ -38,6 +38,9 @@ struct Copy {
 pub(super) struct Replay {
     /// `None`: the request must not be retried once sent.
     head: Option<Head>,
+    /// A gRPC call kept only for its listed `grpc-status` conditions: its method (POST)
+    /// does not allow other retries, but a listed status says the server refused it.
+    grpc_only: bool,
     /// `None`: the body was empty.
     copy: Option<Arc<Mutex<Copy>>>,
 }
@@ -55,9 +58,14 @@ impl Replay {
     pub(super) fn new(req: Request<Body>, policy: &Retries) -> (Replay, Request<Body>) {
         let never = Replay {
             head: None,
+            grpc_only: false,
             copy: None,
         };
-        let allowed = policy.attempts > 0 && (policy.non_idempotent || idempotent(req.method()));
+        let by_method = policy.non_idempotent || idempotent(req.method());
+        let grpc_only = !by_method
+            && !policy.on.grpc_statuses.is_empty()
+            && crate::respond::is_grpc(req.headers());
+        let allowed = policy.attempts > 0 && (by_method || grpc_only);
         let too_big = req.body().size_hint().lower() > policy.buffer_bytes as u64;
         if !allowed || too_big {
             return (never, req);
@@ -71,7 +79,11 @@ impl Replay {
         });
         if body.is_end_stream() {
             return (
-                Replay { head, copy: None },
+                Replay {
+                    head,
+                    grpc_only,
+                    copy: None,
+                },
                 Request::from_parts(parts, body),
             );
         }
@@ -85,9 +97,15 @@ impl Replay {
         });
         let replay = Replay {
             head,
+            grpc_only,
             copy: Some(copy),
         };
         (replay, Request::from_parts(parts, tee))
+    }
+
+    /// Whether only a listed `grpc-status` may retry this request.
+    pub(super) fn grpc_only(&self) -> bool {
+        self.grpc_only
     }
 
     /// Whether [`Replay::again`] can rebuild the request now.

@@ -4,6 +4,11 @@
 //!
 //! A retry happens only before response headers reach the client: a try either yields
 //! headers (final unless the status or `grpc-status` is a retry condition) or fails.
+//!
+//! The loop reaches the network only through [`Transport`] (the endpoints, and one try
+//! on one of them); the data path's is [`Mesh`]. Unit tests (`retry/tests.rs`) drive the
+//! loop with a scripted transport under paused tokio time, so every timeout and backoff
+//! is checked to the millisecond.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +20,7 @@ use super::{no_endpoints, open, report};
 use crate::error::ProxyError;
 use crate::forward::http::from_upstream;
 use crate::forward::{Body, alpn};
+use crate::metrics::Metrics;
 use crate::resilience::breaker::Permit;
 use crate::resilience::endpoint::EndpointState;
 use crate::resilience::outlier::Outcome;
@@ -43,7 +49,7 @@ struct Progress {
 }
 
 /// One try's result.
-enum Tried {
+pub(super) enum Tried {
     Response(Response<Body>),
     /// Not sent (no connection): the request came back untouched.
     NotSent(ProxyError, Request<Body>),
@@ -59,6 +65,34 @@ impl Tried {
     }
 }
 
+/// What the retry loop needs of the world: the endpoints, and one try on one of them.
+pub(super) trait Transport {
+    /// The endpoints to pick from (asked once per request).
+    fn endpoints(&self) -> Arc<EndpointSet>;
+
+    /// One try on `endpoint` (the loop applies the per-try timeout around it).
+    async fn attempt(&self, endpoint: &EndpointState, req: Request<Body>) -> Tried;
+}
+
+/// The data path's transport: pooled HTTP/2 connections over mTLS.
+struct Mesh<'a> {
+    ctx: &'a Context,
+    up: &'a Upstream,
+    snapshot: &'a Arc<Snapshot>,
+    outbound: &'a Outbound,
+}
+
+impl Transport for Mesh<'_> {
+    fn endpoints(&self) -> Arc<EndpointSet> {
+        self.up.endpoints(self.snapshot, &self.outbound.endpoints)
+    }
+
+    async fn attempt(&self, endpoint: &EndpointState, req: Request<Body>) -> Tried {
+        let policy = &*self.outbound.traffic;
+        attempt(self.ctx, self.up, self.snapshot, endpoint, policy, req).await
+    }
+}
+
 /// Sends `req` to an endpoint of `outbound` (already prepared for HTTP/2).
 pub(super) async fn send(
     ctx: &Context,
@@ -67,19 +101,36 @@ pub(super) async fn send(
     outbound: &Outbound,
     req: Request<Body>,
 ) -> Sent {
+    let mesh = Mesh {
+        ctx,
+        up,
+        snapshot,
+        outbound,
+    };
+    send_via(&mesh, &ctx.sinks.metrics, up, outbound, req).await
+}
+
+/// [`send`] over any [`Transport`].
+async fn send_via<T: Transport>(
+    transport: &T,
+    metrics: &Arc<Metrics>,
+    up: &Upstream,
+    outbound: &Outbound,
+    req: Request<Body>,
+) -> Sent {
     let policy = &*outbound.traffic;
     let mut progress = Progress::default();
     let result = match up.acquire(Limit::Requests, policy.limits.max_requests) {
-        None => Err(overflow(ctx, Limit::Requests)),
+        None => Err(overflow(metrics, Limit::Requests)),
         Some(_request) => {
             up.budget
                 .record_request(up.now_ns(), &policy.retries.budget);
-            let set = up.endpoints(snapshot, &outbound.endpoints);
-            let tries = tries(ctx, up, snapshot, &set, outbound, req, &mut progress);
+            let set = transport.endpoints();
+            let tries = tries(transport, metrics, up, &set, outbound, req, &mut progress);
             match policy.timeouts.request {
                 Some(limit) => match tokio::time::timeout(limit, tries).await {
                     Ok(result) => result,
-                    Err(_) => Err(timed_out(ctx, TimeoutKind::Request, limit)),
+                    Err(_) => Err(timed_out(metrics, TimeoutKind::Request, limit)),
                 },
                 None => tries.await,
             }
@@ -93,10 +144,10 @@ pub(super) async fn send(
 }
 
 /// Tries until one answers for good, or retrying is not allowed.
-async fn tries(
-    ctx: &Context,
+async fn tries<T: Transport>(
+    transport: &T,
+    metrics: &Arc<Metrics>,
     up: &Upstream,
-    snapshot: &Arc<Snapshot>,
     set: &EndpointSet,
     outbound: &Outbound,
     req: Request<Body>,
@@ -115,20 +166,23 @@ async fn tries(
         };
         let endpoint = &set.endpoints[i];
         progress.endpoint = Some(Arc::clone(endpoint));
-        let tried = try_once(ctx, up, snapshot, endpoint, policy, req).await;
-        let (outcome, retryable) = judge(&tried, policy);
+        let tried = try_once(transport, metrics, up, endpoint, policy, req).await;
+        let (outcome, mut retryable) = judge(&tried, policy);
+        if replay.grpc_only() && !matches!(tried, Tried::NotSent(..)) {
+            retryable &= listed_grpc_status(&tried, policy);
+        }
         if progress.retries > 0 {
-            ctx.sinks.metrics.retry(!retryable);
+            metrics.retry(!retryable);
         }
         if let Some(outcome) = outcome {
-            report(ctx, up, set, i, outcome, policy);
+            report(metrics, up, set, i, outcome, policy);
         }
         progress.retry = None;
         let replayable = matches!(tried, Tried::NotSent(..)) || replay.ready();
         if !retryable || !replayable || progress.retries >= policy.retries.attempts {
             return tried.into_result();
         }
-        let Some(slot) = may_retry(ctx, up, policy, outcome) else {
+        let Some(slot) = may_retry(metrics, up, policy, outcome) else {
             return tried.into_result();
         };
         req = match tried {
@@ -156,13 +210,13 @@ async fn tries(
 /// failed to connect (no load on the endpoint), a `max_retries` slot. `Some(slot)` to
 /// retry; each refusal is counted.
 fn may_retry(
-    ctx: &Context,
+    metrics: &Metrics,
     up: &Upstream,
     policy: &TrafficPolicy,
     outcome: Option<Outcome>,
 ) -> Option<Option<Permit>> {
     if !up.budget.try_retry(up.now_ns(), &policy.retries.budget) {
-        ctx.sinks.metrics.retry_budget_exhausted();
+        metrics.retry_budget_exhausted();
         return None;
     }
     if outcome == Some(Outcome::ConnectFailure) {
@@ -171,28 +225,28 @@ fn may_retry(
     match up.acquire(Limit::Retries, policy.limits.max_retries) {
         Some(slot) => Some(Some(slot)),
         None => {
-            ctx.sinks.metrics.overflow(Limit::Retries);
+            metrics.overflow(Limit::Retries);
             None
         }
     }
 }
 
 /// One try on `endpoint`, within the per-try timeout; feeds the latency estimate.
-async fn try_once(
-    ctx: &Context,
+async fn try_once<T: Transport>(
+    transport: &T,
+    metrics: &Metrics,
     up: &Upstream,
-    snapshot: &Snapshot,
     endpoint: &Arc<EndpointState>,
     policy: &TrafficPolicy,
     req: Request<Body>,
 ) -> Tried {
     let _in_flight = endpoint.start();
     let started = up.now_ns();
-    let attempt = attempt(ctx, up, snapshot, endpoint, policy, req);
+    let attempt = transport.attempt(endpoint, req);
     let tried = match policy.retries.per_try_timeout {
         Some(limit) => match tokio::time::timeout(limit, attempt).await {
             Ok(tried) => tried,
-            Err(_) => Tried::Failed(timed_out(ctx, TimeoutKind::PerTry, limit)),
+            Err(_) => Tried::Failed(timed_out(metrics, TimeoutKind::PerTry, limit)),
         },
         None => attempt.await,
     };
@@ -225,7 +279,7 @@ async fn attempt(
     let connect = || open(ctx, up, snapshot, endpoint, alpn::H2, policy);
     let Some(pending) = up.acquire(Limit::PendingRequests, policy.limits.max_pending_requests)
     else {
-        return Tried::NotSent(overflow(ctx, Limit::PendingRequests), req);
+        return Tried::NotSent(overflow(&ctx.sinks.metrics, Limit::PendingRequests), req);
     };
     let sender = ctx.mesh.sender(&key, address, &connect, false).await;
     drop(pending);
@@ -245,11 +299,7 @@ fn judge(tried: &Tried, policy: &TrafficPolicy) -> (Option<Outcome>, bool) {
     match tried {
         Tried::Response(resp) => {
             let status = resp.status().as_u16();
-            let grpc = resp
-                .headers()
-                .get("grpc-status")
-                .and_then(|v| v.to_str().ok()?.parse::<u32>().ok())
-                .is_some_and(|code| on.grpc_statuses.contains(&code));
+            let grpc = listed_grpc_status(tried, policy);
             let failed = status >= 500 || grpc;
             let outcome = if failed {
                 Outcome::Failure
@@ -271,14 +321,28 @@ fn judge(tried: &Tried, policy: &TrafficPolicy) -> (Option<Outcome>, bool) {
     }
 }
 
+/// Whether the try answered with a trailers-only `grpc-status` the policy lists.
+fn listed_grpc_status(tried: &Tried, policy: &TrafficPolicy) -> bool {
+    let Tried::Response(resp) = tried else {
+        return false;
+    };
+    resp.headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok()?.parse::<u32>().ok())
+        .is_some_and(|code| policy.retries.on.grpc_statuses.contains(&code))
+}
+
 /// The error for a full breaker, counted.
-pub(super) fn overflow(ctx: &Context, limit: Limit) -> ProxyError {
-    ctx.sinks.metrics.overflow(limit);
+pub(super) fn overflow(metrics: &Metrics, limit: Limit) -> ProxyError {
+    metrics.overflow(limit);
     ProxyError::Overflow { limit }
 }
 
 /// The error for a timeout that fired, counted.
-pub(super) fn timed_out(ctx: &Context, kind: TimeoutKind, after: Duration) -> ProxyError {
-    ctx.sinks.metrics.timeout(kind);
+pub(super) fn timed_out(metrics: &Metrics, kind: TimeoutKind, after: Duration) -> ProxyError {
+    metrics.timeout(kind);
     ProxyError::Timeout { kind, after }
 }
+
+#[cfg(test)]
+mod tests;

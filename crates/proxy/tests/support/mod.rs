@@ -131,6 +131,37 @@ pub fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
+/// A loopback address where TCP connects hang: a listener whose accept queue is full
+/// (Linux drops the SYNs), kept so while this value lives.
+pub struct Blackhole {
+    pub addr: SocketAddr,
+    _listener: tokio::net::TcpListener,
+    _queued: Vec<tokio::net::TcpStream>,
+}
+
+/// Starts a [`Blackhole`]: connects until one hangs (bounded), which proves the queue full.
+pub async fn blackhole() -> Blackhole {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(any_port()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..16 {
+        let connect = tokio::net::TcpStream::connect(addr);
+        match tokio::time::timeout(Duration::from_millis(200), connect).await {
+            Ok(stream) => queued.push(stream.unwrap()),
+            Err(_) => {
+                return Blackhole {
+                    addr,
+                    _listener: listener,
+                    _queued: queued,
+                };
+            }
+        }
+    }
+    panic!("the accept queue of {addr} never filled");
+}
+
 /// One running sidecar.
 pub struct Sidecar {
     pub inbound: Vec<SocketAddr>,
@@ -194,6 +225,11 @@ impl Sidecar {
     /// The snapshot in force.
     pub fn current(&self) -> Arc<Snapshot> {
         self.snapshots.borrow().clone()
+    }
+
+    /// The snapshots in force, as an admin listener follows them.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshots.subscribe()
     }
 
     /// The access log lines written so far, parsed.
