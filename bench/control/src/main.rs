@@ -148,7 +148,7 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// The whole benchmark; the control plane is killed when this returns or is dropped.
+/// The whole benchmark; the control plane is stopped when this returns or is dropped.
 async fn run(args: &Args) -> Result<Run> {
     let layout = args.layout();
     let (busy_before, total_before) = control::machine_cpu()?;

@@ -55,8 +55,12 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     options.trust_domain = args.trust_domain.clone();
     options.sans = args.sans.clone();
     options.registration_ttl = Duration::from_secs(args.registration_ttl);
+    // A bounded blocking pool: each thread that allocates keeps a malloc arena of its own,
+    // so hundreds of short-lived blocking threads during a proxy ramp would each hold
+    // memory long after (see BENCHMARKS.md, Control plane).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name("bulkhead-control")
+        .max_blocking_threads(8)
         .enable_all()
         .build()
         .context("cannot start the runtime")?;

@@ -15,12 +15,13 @@ use prometheus_client::registry::{Registry, Unit};
 type Labels = Vec<(&'static str, String)>;
 
 /// Push latency: 1 ms to 10 s.
-const PUSH_BUCKETS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0,
+const PUSH_BUCKETS: [f64; 18] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0,
+    5.0, 10.0,
 ];
 /// Snapshot and view builds: 10 µs to 5 s.
-const BUILD_BUCKETS: [f64; 12] = [
-    0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+const BUILD_BUCKETS: [f64; 15] = [
+    0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0,
 ];
 
 /// Every control-plane metric.

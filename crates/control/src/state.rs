@@ -52,7 +52,17 @@ pub struct Shared {
     /// Held while a write validates against the store and commits, so that two writes
     /// never validate against the same old state.
     pub writes: Mutex<()>,
+    /// Proxies whose status says connected (kept with `proxies`, under its lock).
+    connected: std::sync::atomic::AtomicI64,
+    /// The thread that runs the work which reads the whole store (write validation, view
+    /// rebuilds). One thread, so that the tens of megabytes each such job allocates for a
+    /// moment come from one malloc arena instead of raising the high-water mark of every
+    /// blocking thread's arena.
+    heavy: Mutex<std::sync::mpsc::Sender<HeavyJob>>,
 }
+
+/// A job for the heavy thread.
+type HeavyJob = Box<dyn FnOnce() + Send>;
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,6 +99,8 @@ impl Shared {
             view: RwLock::new(None),
             proxies: Mutex::new(BTreeMap::new()),
             writes: Mutex::new(()),
+            connected: std::sync::atomic::AtomicI64::new(0),
+            heavy: Mutex::new(spawn_heavy()?),
         }))
     }
 
@@ -169,9 +181,38 @@ impl Shared {
                 cert_expiry: None,
                 inbound: Vec::new(),
             });
+        let was = status.connected;
         update(status);
-        let connected = proxies.values().filter(|p| p.connected).count();
-        self.metrics.set_proxies_connected(connected as i64);
+        let delta = i64::from(status.connected) - i64::from(was);
+        if delta != 0 {
+            let now = self
+                .connected
+                .fetch_add(delta, std::sync::atomic::Ordering::Relaxed)
+                + delta;
+            self.metrics.set_proxies_connected(now);
+        }
+    }
+
+    /// Runs `job` on the heavy thread (see the field) and waits for its result without
+    /// blocking the runtime.
+    pub async fn heavy<R: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let wrapped: HeavyJob = Box::new(move || {
+            let _ = tx.send(job());
+        });
+        let sent = self
+            .heavy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(wrapped);
+        if sent.is_err() {
+            return Err(ApiError::Internal("the store worker thread stopped".into()));
+        }
+        rx.await
+            .map_err(|_| ApiError::Internal("a store worker job panicked".into()))
     }
 
     /// Every proxy's status, sorted by instance.
@@ -188,4 +229,18 @@ impl Shared {
             ))
         })
     }
+}
+
+/// Starts the heavy thread; it ends when `Shared` (the sender) is dropped.
+fn spawn_heavy() -> Result<std::sync::mpsc::Sender<HeavyJob>, ApiError> {
+    let (tx, rx) = std::sync::mpsc::channel::<HeavyJob>();
+    std::thread::Builder::new()
+        .name("bulkhead-store-worker".into())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+        })
+        .map_err(|e| ApiError::Internal(format!("cannot start the store worker thread: {e}")))?;
+    Ok(tx)
 }

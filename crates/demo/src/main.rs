@@ -35,6 +35,9 @@ struct ServeArgs {
     /// The app's name, repeated in every answer.
     #[arg(long)]
     name: String,
+    /// Hold every answer this long (`50ms`, `1s`): a slow replica.
+    #[arg(long, default_value = "0s", value_parser = duration::parse)]
+    delay: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -87,7 +90,7 @@ async fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> ExitCode {
     let server = match Server::bind(args.listen, &args.name).await {
-        Ok(server) => server,
+        Ok(server) => server.with_delay(args.delay),
         Err(e) => {
             eprintln!(
                 "error: {}: cannot listen on {}: {e}",

@@ -7,12 +7,16 @@
 //! api listening on 127.0.0.1:8081 (HTTP/1.1, HTTP/2)
 //! api: GET /hello HTTP/1.1 from spiffe://example.org/ns/demo/sa/web
 //! ```
+//!
+//! `--delay 50ms` holds every answer that long after the request body has been read (a
+//! slow replica, for load-balancing demos and benchmarks).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -53,6 +57,7 @@ pub struct Reply {
 pub struct Server {
     listener: TcpListener,
     name: Arc<str>,
+    delay: Duration,
 }
 
 impl Server {
@@ -61,7 +66,16 @@ impl Server {
         Ok(Server {
             listener: TcpListener::bind(addr).await?,
             name: name.into(),
+            delay: Duration::ZERO,
         })
+    }
+
+    /// Holds every answer for `delay` after the request body has been read (zero, the
+    /// default, answers at once).
+    #[must_use]
+    pub fn with_delay(mut self, delay: Duration) -> Server {
+        self.delay = delay;
+        self
     }
 
     /// The bound address.
@@ -84,7 +98,7 @@ impl Server {
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 accepted = self.listener.accept() => match accepted {
                     Ok((tcp, _)) => {
-                        conns.spawn(connection(tcp, self.name.clone(), log.clone()));
+                        conns.spawn(connection(tcp, self.name.clone(), self.delay, log.clone()));
                     }
                     Err(e) => {
                         // Mostly EMFILE: let connections close instead of spinning.
@@ -100,11 +114,16 @@ impl Server {
 
 type SharedLog<W> = Arc<std::sync::Mutex<W>>;
 
-async fn connection<W: Write + Send + 'static>(tcp: TcpStream, name: Arc<str>, log: SharedLog<W>) {
+async fn connection<W: Write + Send + 'static>(
+    tcp: TcpStream,
+    name: Arc<str>,
+    delay: Duration,
+    log: SharedLog<W>,
+) {
     let _ = tcp.set_nodelay(true);
     let service = service_fn(move |req| {
         let (name, log) = (name.clone(), log.clone());
-        async move { Ok::<_, Infallible>(answer(&name, req, &log).await) }
+        async move { Ok::<_, Infallible>(answer(&name, delay, req, &log).await) }
     });
     // Errors here are the client's (reset, malformed request): hyper answered what it
     // could; nothing to add for a demo app.
@@ -115,6 +134,7 @@ async fn connection<W: Write + Send + 'static>(tcp: TcpStream, name: Arc<str>, l
 
 async fn answer<W: Write>(
     name: &str,
+    delay: Duration,
     req: Request<Incoming>,
     log: &SharedLog<W>,
 ) -> Response<Full<Bytes>> {
@@ -127,6 +147,9 @@ async fn answer<W: Write>(
             }
             Err(_) => break,
         }
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let reply = Reply {
         name: name.to_owned(),

@@ -84,6 +84,37 @@ async fn answers_with_name_path_and_peer_identity_over_http1_and_http2() {
 }
 
 #[tokio::test]
+async fn a_delayed_server_holds_each_answer_for_its_delay() {
+    let delayed = Server::bind("127.0.0.1:0".parse().unwrap(), "slow")
+        .await
+        .unwrap()
+        .with_delay(Duration::from_millis(150));
+    let addr = delayed.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(delayed.serve(std::io::sink(), async move {
+        let _ = stopped.await;
+    }));
+    let (fast, _stop_fast) = server("fast").await;
+    let mut call = quick(url(addr, "/"));
+    call.count = 2;
+    let started = std::time::Instant::now();
+    let (outcomes, _) = run(&call).await;
+    let took = started.elapsed();
+    assert!(call::succeeded(&call, &outcomes));
+    assert_eq!(reply(&outcomes[1]).name, "slow");
+    assert!(
+        took >= Duration::from_millis(300),
+        "two answers took {took:?}"
+    );
+    // Without a delay the answer comes at once.
+    let started = std::time::Instant::now();
+    let (outcomes, _) = run(&quick(url(fast, "/"))).await;
+    assert!(call::succeeded(&quick(url(fast, "/")), &outcomes));
+    assert!(started.elapsed() < Duration::from_millis(150));
+    drop(stop);
+}
+
+#[tokio::test]
 async fn without_the_header_the_peer_identity_is_null() {
     let (addr, _stop) = server("web").await;
     let mut call = quick(url(addr, "/"));
@@ -187,7 +218,15 @@ async fn reconnects_when_the_server_closed_the_kept_connection() {
 fn the_binary_serves_and_calls() {
     let bin = env!("CARGO_BIN_EXE_bulkhead-demo");
     let mut child = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--name", "api"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--name",
+            "api",
+            "--delay",
+            "5ms",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

@@ -66,9 +66,7 @@ impl ProxyApiService {
             return Ok(view);
         }
         let shared = Arc::clone(&self.shared);
-        let built = tokio::task::spawn_blocking(move || shared.view())
-            .await
-            .map_err(|e| Status::internal(format!("building the mesh view failed: {e}")))?;
+        let built = self.shared.heavy(move || shared.view()).await?;
         built.map_err(|e| {
             tracing::error!(error = %e, "cannot build the mesh view");
             Status::from(e)

@@ -120,21 +120,21 @@ async fn commit(
 ) -> Result<Json<WriteResponse>, ApiError> {
     let actor = caller.actor();
     let task_shared = Arc::clone(&shared);
-    let outcome = tokio::task::spawn_blocking(move || -> Result<WriteOutcome, ApiError> {
-        let shared = task_shared;
-        let _serialized = shared.writes.lock().unwrap_or_else(PoisonError::into_inner);
-        if !changes.is_empty() {
-            let (_, stored) = shared.store.list(None, None)?;
-            let borrowed: Vec<_> = changes
-                .iter()
-                .map(|(k, o)| (k.clone(), o.as_ref()))
-                .collect();
-            validate::check_store(&stored, &borrowed, shared.trust_domain.as_str())?;
-        }
-        Ok(shared.store.write(ops, &actor, dry_run)?)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("write task failed: {e}")))??;
+    let outcome = shared
+        .heavy(move || -> Result<WriteOutcome, ApiError> {
+            let shared = task_shared;
+            let _serialized = shared.writes.lock().unwrap_or_else(PoisonError::into_inner);
+            if !changes.is_empty() {
+                let (_, stored) = shared.store.list(None, None)?;
+                let borrowed: Vec<_> = changes
+                    .iter()
+                    .map(|(k, o)| (k.clone(), o.as_ref()))
+                    .collect();
+                validate::check_store(&stored, &borrowed, shared.trust_domain.as_str())?;
+            }
+            Ok(shared.store.write(ops, &actor, dry_run)?)
+        })
+        .await??;
     let revision = outcome.revision;
     let results = outcome
         .results
