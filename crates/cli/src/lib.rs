@@ -16,6 +16,7 @@ mod remote;
 mod resources;
 mod status;
 mod token;
+mod up;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,13 @@ enum Command {
     Control(control::ControlArgs),
     #[command(flatten)]
     Remote(remote::RemoteCommand),
+    /// Run a whole mesh from a directory of resources: control plane, sidecars, workloads.
+    Up(up::UpArgs),
+    /// Stop a `bulkhead up --detach` (SIGTERM to the pid in DATA/up.pid).
+    Down(up::DownArgs),
+    /// How `bulkhead up` runs a workload: its command, stopped when `up` goes away.
+    #[command(hide = true)]
+    UpExec(up::UpExecArgs),
 }
 
 /// Entry point used by the `bulkhead` binary.
@@ -54,6 +62,9 @@ pub fn main() -> ExitCode {
         Command::Proxy(args) => proxy::run(args),
         Command::Control(args) => control::run(args),
         Command::Remote(cmd) => remote::run(cmd),
+        Command::Up(args) => up::run_up(args),
+        Command::Down(args) => up::run_down(args),
+        Command::UpExec(args) => up::run_exec(args),
     };
     match result {
         Ok(code) => code,

@@ -71,6 +71,9 @@ pub(crate) struct ProxyArgs {
     /// to the BULKHEAD_JOIN_TOKEN environment variable.
     #[arg(long, value_name = "T")]
     token: Option<String>,
+    /// Drain and exit when the parent process goes away (how `bulkhead up` runs sidecars).
+    #[arg(long, hide = true)]
+    exit_with_parent: bool,
 }
 
 /// Where snapshots come from.
@@ -110,6 +113,7 @@ pub(crate) fn run(args: ProxyArgs) -> Result<ExitCode> {
         log_filter,
         serving: serving_rx,
         shutdown: shutdown_tx,
+        exit_with_parent: args.exit_with_parent,
     };
     let started = match control.start(mode, config.spec.admin.listen)? {
         Some(started) => started,
@@ -239,6 +243,8 @@ struct Control {
     log_filter: LogFilterHandle,
     serving: watch::Receiver<bool>,
     shutdown: watch::Sender<bool>,
+    /// Also drain when the parent process goes away.
+    exit_with_parent: bool,
 }
 
 /// The control thread, once the source has a snapshot and the admin listener is bound.
@@ -298,7 +304,7 @@ impl Control {
         // Subscribed before anything is reported, so that no SIGTERM sent once the proxy
         // reports ready meets the default action, and one sent while waiting for the
         // control plane ends the wait.
-        let mut terminated = Box::pin(termination());
+        let mut terminated = Box::pin(stop_requested(self.exit_with_parent));
         let (sources, snapshots) = tokio::select! {
             () = &mut terminated => {
                 tracing::info!("termination requested before the first snapshot");
@@ -401,6 +407,42 @@ impl Sources {
             Sources::Controlled(source) => Some(source.subscribe_status()),
         }
     }
+}
+
+/// How often `--exit-with-parent` checks the parent process.
+#[cfg(unix)]
+const PARENT_POLL: Duration = Duration::from_millis(500);
+
+/// Completes on SIGTERM or SIGINT and, with `exit_with_parent`, when the parent process
+/// goes away (the sidecar is re-parented).
+#[cfg(unix)]
+fn stop_requested(exit_with_parent: bool) -> impl std::future::Future<Output = ()> + Send {
+    let terminated = termination();
+    let parent = std::os::unix::process::parent_id();
+    async move {
+        let orphaned = async move {
+            if !exit_with_parent {
+                return std::future::pending::<()>().await;
+            }
+            loop {
+                tokio::time::sleep(PARENT_POLL).await;
+                if std::os::unix::process::parent_id() != parent {
+                    tracing::info!(parent, "the parent process exited");
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = terminated => {}
+            () = orphaned => {}
+        }
+    }
+}
+
+/// Completes on termination (no parent tracking off unix).
+#[cfg(not(unix))]
+fn stop_requested(_exit_with_parent: bool) -> impl std::future::Future<Output = ()> + Send {
+    termination()
 }
 
 /// Subscribes to SIGTERM and SIGINT (Ctrl-C) now; the future completes on either.

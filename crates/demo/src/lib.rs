@@ -7,10 +7,14 @@
 //! - [`call`]: a bounded HTTP client (`--count` requests, `--interval` apart) that prints
 //!   each response's status and body, for scripts and READMEs.
 //!
+//! - [`bookstore`]: the apps of the bookstore example (`bookstore frontend`, `catalog`,
+//!   `reviews`, `ratings`, `inventory`), configured by `PORT` and `UPSTREAM_<NAME>`
+//!   environment variables — the contract with `bulkhead up` is in its docs.
+//!
 //! Each app is a module with a library API (tests run them in-process on `127.0.0.1:0`)
-//! and a subcommand in `main.rs`; more apps (a gRPC service, a TCP line store for the
-//! bookstore example) are added the same way.
+//! and a subcommand in `main.rs`.
 
+pub mod bookstore;
 pub mod call;
 pub mod duration;
 pub mod serve;
@@ -20,3 +24,19 @@ pub const PEER_IDENTITY: &str = "x-bulkhead-peer-identity";
 
 /// The request id header sidecars add when a request has none.
 pub const REQUEST_ID: &str = "x-request-id";
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bulkhead_demo::bookstore::cli::App;
 use bulkhead_demo::call::{self, Call};
-use bulkhead_demo::duration;
 use bulkhead_demo::serve::Server;
+use bulkhead_demo::{duration, terminated};
 use clap::{Args, Parser, Subcommand};
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
@@ -25,6 +26,9 @@ enum Command {
     Serve(ServeArgs),
     /// Send a bounded number of HTTP requests and print each status and body.
     Call(CallArgs),
+    /// The bookstore example's apps; each reads PORT and UPSTREAM_<NAME> (host:port).
+    #[command(subcommand)]
+    Bookstore(App),
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +89,7 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Call(args) => call(args).await,
+        Command::Bookstore(app) => bulkhead_demo::bookstore::cli::run(app, terminated()).await,
     }
 }
 
@@ -131,22 +136,6 @@ async fn call(args: CallArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-async fn terminated() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]

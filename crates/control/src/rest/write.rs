@@ -50,9 +50,24 @@ pub async fn apply(
 ) -> Result<Json<WriteResponse>, ApiError> {
     caller.require(&shared, Role::Editor, "apply")?;
     let docs = validate::parse_body(&body, body_format(&headers)?)?;
+    apply_documents(shared, docs, &caller.actor(), query.dry_run)
+        .await
+        .map(Json)
+}
+
+/// Applies validated documents (see [`validate::parse_body`]) as one batch, exactly as
+/// `POST /api/v1/apply` does: the store as it would be afterwards is checked, then
+/// everything is written in one transaction (audited as `actor`) and the proxies hear of
+/// it. Used by the REST handler and by `bulkhead up`'s embedded control plane.
+pub async fn apply_documents(
+    shared: Arc<Shared>,
+    docs: Vec<Document>,
+    actor: &str,
+    dry_run: bool,
+) -> Result<WriteResponse, ApiError> {
     let ops = put_ops(&docs);
     let changes = docs.into_iter().map(|d| (d.key, Some(d.object))).collect();
-    commit(shared, caller, ops, changes, query.dry_run, false).await
+    commit(shared, actor.to_owned(), ops, changes, dry_run, false).await
 }
 
 /// `POST /api/v1/diff`: what apply would do, with diffs.
@@ -65,7 +80,9 @@ pub async fn diff(
     caller.require(&shared, Role::Viewer, "diff")?;
     let docs = validate::parse_body(&body, body_format(&headers)?)?;
     let ops = put_ops(&docs);
-    commit(shared, caller, ops, Vec::new(), true, true).await
+    commit(shared, caller.actor(), ops, Vec::new(), true, true)
+        .await
+        .map(Json)
 }
 
 /// `POST /api/v1/delete`: deletes the objects the documents name.
@@ -86,7 +103,9 @@ pub async fn delete_documents(
         })
         .collect();
     let changes = docs.into_iter().map(|d| (d.key, None)).collect();
-    commit(shared, caller, ops, changes, query.dry_run, false).await
+    commit(shared, caller.actor(), ops, changes, query.dry_run, false)
+        .await
+        .map(Json)
 }
 
 /// `DELETE /api/v1/resources/{kind}/{name}`.
@@ -105,20 +124,29 @@ pub async fn delete_one(
         key: key.clone(),
         expected_version: query.resource_version,
     }];
-    commit(shared, caller, ops, vec![(key, None)], query.dry_run, false).await
+    commit(
+        shared,
+        caller.actor(),
+        ops,
+        vec![(key, None)],
+        query.dry_run,
+        false,
+    )
+    .await
+    .map(Json)
 }
 
 /// Validates the store as it would be after `changes` (unless this is a diff), writes,
 /// and announces the committed change.
 async fn commit(
     shared: Arc<Shared>,
-    caller: Caller,
+    actor: String,
     ops: Vec<WriteOp>,
     changes: Vec<(ObjectKey, Option<serde_json::Value>)>,
     dry_run: bool,
     keep_diffs: bool,
-) -> Result<Json<WriteResponse>, ApiError> {
-    let actor = caller.actor();
+) -> Result<WriteResponse, ApiError> {
+    let logged_actor = actor.clone();
     let task_shared = Arc::clone(&shared);
     let outcome = shared
         .heavy(move || -> Result<WriteOutcome, ApiError> {
@@ -153,14 +181,14 @@ async fn commit(
         })
         .collect();
     if !dry_run && !outcome.events.is_empty() {
-        tracing::info!(actor = %caller.actor(), revision, changes = outcome.events.len(), "resources written");
+        tracing::info!(actor = %logged_actor, revision, changes = outcome.events.len(), "resources written");
         shared.committed(revision, outcome.events);
     }
-    Ok(Json(WriteResponse {
+    Ok(WriteResponse {
         revision,
         dry_run,
         results,
-    }))
+    })
 }
 
 /// One create-or-update per document.
