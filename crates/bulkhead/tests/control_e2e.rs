@@ -16,15 +16,15 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mesh::{ControlPlane, Proc, app, cli_ok, eventually, free_port, http_get};
+use mesh::{ControlPlane, Proc, app, cli_ok, eventually, free_addr, http_get};
 use serde_json::Value;
 
 /// A sidecar config under a control plane (the local wiring only).
 fn proxy_config(
     name: &str,
     sa: &str,
-    inbound: Option<(u16, SocketAddr)>,
-    outbound: Option<(u16, &str)>,
+    inbound: Option<(SocketAddr, SocketAddr)>,
+    outbound: Option<(SocketAddr, &str)>,
 ) -> String {
     let mut text = format!(
         "apiVersion: bulkhead.dev/v1alpha1
@@ -38,12 +38,12 @@ spec:
     );
     if let Some((port, app)) = inbound {
         text.push_str(&format!(
-            "  inbound:\n  - {{listen: \"127.0.0.1:{port}\", port: 8080, forwardTo: \"{app}\", protocol: http}}\n"
+            "  inbound:\n  - {{listen: \"{port}\", port: 8080, forwardTo: \"{app}\", protocol: http}}\n"
         ));
     }
     if let Some((port, service)) = outbound {
         text.push_str(&format!(
-            "  outbound:\n  - {{listen: \"127.0.0.1:{port}\", service: {service}, protocol: http}}\n"
+            "  outbound:\n  - {{listen: \"{port}\", service: {service}, protocol: http}}\n"
         ));
     }
     text
@@ -124,7 +124,7 @@ fn twenty_sidecars_enforce_an_applied_policy() {
     let mut proxies = Vec::new();
     let mut ports = Vec::new();
     for i in 0..20 {
-        let port = free_port();
+        let port = free_addr();
         let config = proxy_config(&format!("api-{i}"), "api", Some((port, app)), None);
         proxies.push(start_proxy(
             dir,
@@ -133,7 +133,7 @@ fn twenty_sidecars_enforce_an_applied_policy() {
             &cp,
             &token,
         ));
-        ports.push(SocketAddr::from(([127, 0, 0, 1], port)));
+        ports.push(port);
     }
     // PERMISSIVE: plaintext reaches every inbound port, and policy applies to it.
     for addr in &ports {
@@ -214,7 +214,7 @@ fn sidecars_keep_serving_without_the_control_plane_and_resync() {
     std::fs::write(dir.join("mesh.yaml"), MESH).unwrap();
     cli_ok(dir, &["apply", "-f", "mesh.yaml"]);
     let app = app("api");
-    let api_port = free_port();
+    let api_port = free_addr();
     let api_token = join_token(dir, "api", 1);
     let _api = start_proxy(
         dir,
@@ -223,7 +223,7 @@ fn sidecars_keep_serving_without_the_control_plane_and_resync() {
         &cp,
         &api_token,
     );
-    let web_port = free_port();
+    let web_port = free_addr();
     let web_token = join_token(dir, "web", 1);
     let _web = start_proxy(
         dir,
@@ -232,12 +232,12 @@ fn sidecars_keep_serving_without_the_control_plane_and_resync() {
         &cp,
         &web_token,
     );
-    let through_web = SocketAddr::from(([127, 0, 0, 1], web_port));
+    let through_web = web_port;
     eventually("web to reach api through both sidecars", || {
         http_get(through_web, "/books") == Some((200, "app:api".to_owned()))
     });
     // STRICT by default: plaintext straight to the api sidecar is refused.
-    let direct = SocketAddr::from(([127, 0, 0, 1], api_port));
+    let direct = api_port;
     assert_ne!(http_get(direct, "/books").map(|r| r.0), Some(200));
 
     let cp_addr = cp.addr;

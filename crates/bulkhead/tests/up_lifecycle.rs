@@ -26,7 +26,7 @@ fn sigkill_of_up_leaves_no_orphans() {
     let path = dir.path().display().to_string();
     let mut proc = Proc::start(dir.path(), &["up", &path]);
     proc.stdout_line("ready; Ctrl-C");
-    let pids = up::all_processes(&data);
+    let pids = up::settled_processes(&data, 6);
     assert_eq!(pids.len(), 6, "{pids:?}");
     proc.kill();
     eventually("every child of the killed up to exit", || {
@@ -61,8 +61,8 @@ fn detach_then_down() {
         .parse()
         .unwrap();
     assert!(up::alive(pid));
-    let pids = up::all_processes(&data);
-    assert_eq!(pids.len(), 6, "{pids:?}");
+    let pids = up::settled_processes(&data, 6);
+    assert_eq!(pids.len(), 6, "{pids:?} {:?}", up::children(&data));
 
     let again = Command::new(bin()).args(["up", &path]).output().unwrap();
     let stderr = String::from_utf8_lossy(&again.stderr);

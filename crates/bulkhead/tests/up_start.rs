@@ -100,7 +100,7 @@ fn kill_api_and_see_it_restarted(proc: &Proc, data: &std::path::Path, front: Soc
 
 /// SIGINT: `up` exits 0 and every process it ran is gone.
 fn stop_with_sigint(mut proc: Proc, data: &std::path::Path) {
-    let pids = up::all_processes(data);
+    let pids = up::settled_processes(data, 6);
     assert_eq!(pids.len(), 6, "2 sidecars, 2 up-exec, 2 apps: {pids:?}");
     up::signal(proc.child.id(), "-INT");
     let deadline = std::time::Instant::now() + WAIT;

@@ -36,6 +36,10 @@ pub(crate) struct ServeArgs {
     /// Seconds a disconnected proxy's endpoints stay registered.
     #[arg(long, default_value_t = 600)]
     registration_ttl: u64,
+    /// Lifetime of the certificates (SVIDs) issued to proxies, e.g. `1h`, `60s` (at least
+    /// 30s; proxies renew at half of it). Default: the CA's, 24h.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cert::parse_duration)]
+    svid_ttl: Option<Duration>,
     /// Log filter (`info`, `debug`, ...); defaults to RUST_LOG, then `info`.
     #[arg(long)]
     log_level: Option<String>,
@@ -55,6 +59,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     options.trust_domain = args.trust_domain.clone();
     options.sans = args.sans.clone();
     options.registration_ttl = Duration::from_secs(args.registration_ttl);
+    options.svid_ttl = args.svid_ttl;
     // A bounded blocking pool: each thread that allocates keeps a malloc arena of its own,
     // so hundreds of short-lived blocking threads during a proxy ramp would each hold
     // memory long after (see BENCHMARKS.md, Control plane).

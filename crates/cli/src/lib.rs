@@ -8,6 +8,7 @@ mod client;
 mod context;
 mod control;
 mod control_serve;
+mod demo;
 mod output;
 mod policy;
 mod proxies;
@@ -51,6 +52,9 @@ enum Command {
     /// How `bulkhead up` runs a workload: its command, stopped when `up` goes away.
     #[command(hide = true)]
     UpExec(up::UpExecArgs),
+    /// The example apps `bulkhead up examples/bookstore` runs (`bulkhead demo bookstore ...`).
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
 }
 
 /// Entry point used by the `bulkhead` binary.
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Up(args) => up::run_up(args),
         Command::Down(args) => up::run_down(args),
         Command::UpExec(args) => up::run_exec(args),
+        Command::Demo(cmd) => demo::run(cmd),
     };
     match result {
         Ok(code) => code,

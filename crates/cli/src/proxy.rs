@@ -334,6 +334,7 @@ impl Control {
             reload_status: sources.reload_status(),
             control_status: sources.control_status(),
             serving: Some(self.serving.clone()),
+            apps: Some(Arc::default()),
         };
         let addr = listener.local_addr().map_err(Into::into);
         let _ = report.send(addr.map(|addr| Some((snapshots, addr))));

@@ -29,6 +29,14 @@ pub(crate) struct UpArgs {
     /// Run in the background; stop with `bulkhead down`.
     #[arg(long)]
     detach: bool,
+    /// Lifetime of the sidecars' certificates, e.g. `60s` (at least 30s; sidecars renew at
+    /// half of it). Default: 24h.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cert::parse_duration)]
+    svid_ttl: Option<Duration>,
+    /// Give exposed workloads (annotation `bulkhead.dev/expose`) a free port instead of
+    /// their fixed one.
+    #[arg(long)]
+    no_expose: bool,
 }
 
 /// `bulkhead down` flags.
@@ -60,7 +68,7 @@ fn layout(dir: &Path, data_dir: Option<&Path>) -> Layout {
 /// Runs `bulkhead up`.
 pub(crate) fn run_up(args: UpArgs) -> Result<ExitCode> {
     let layout = layout(&args.dir, args.data_dir.as_deref());
-    let plan = match bulkhead_up::plan::load(&args.dir, &layout.data) {
+    let mut plan = match bulkhead_up::plan::load(&args.dir, &layout.data) {
         Ok(plan) => plan,
         Err(report) => {
             eprintln!(
@@ -70,6 +78,19 @@ pub(crate) fn run_up(args: UpArgs) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    plan.svid_ttl = args.svid_ttl;
+    if args.no_expose {
+        plan.expose_on_free_ports();
+    }
+    if let Some(ttl) = plan.svid_ttl
+        && ttl < bulkhead_control::MIN_SVID_TTL
+    {
+        return Err(anyhow!(
+            "--svid-ttl {}s is below the minimum of {}s (sidecars renew at half the lifetime)",
+            ttl.as_secs(),
+            bulkhead_control::MIN_SVID_TTL.as_secs()
+        ));
+    }
     if let Some(pid) = running(&layout) {
         return Err(anyhow!(
             "bulkhead up is already running for {} (pid {pid}); stop it with `bulkhead down`",
@@ -178,6 +199,11 @@ fn print_summary(summary: &Summary, layout: &Layout) {
         );
     }
     println!("access logs: {}", layout.logs().display());
+    for row in &summary.rows {
+        if let Some(addr) = row.exposed {
+            println!("exposed {}: http://{addr}/", row.workload);
+        }
+    }
     println!("ready; Ctrl-C stops everything");
     let _ = std::io::stdout().flush();
 }
@@ -306,6 +332,12 @@ fn detach(args: &UpArgs, layout: &Layout) -> Result<ExitCode> {
         .arg(&dir)
         .arg("--data-dir")
         .arg(&layout.data)
+        .args(
+            args.svid_ttl
+                .map(|t| vec!["--svid-ttl".to_owned(), format!("{}s", t.as_secs())])
+                .unwrap_or_default(),
+        )
+        .args(args.no_expose.then_some("--no-expose"))
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -34,7 +34,14 @@ pub struct Options {
     pub sans: Vec<String>,
     /// How long a disconnected proxy's endpoints stay registered.
     pub registration_ttl: Duration,
+    /// The lifetime of the SVIDs issued to proxies; `None`: the CA's default (24 h). Checked
+    /// against [`MIN_SVID_TTL`] by [`Bootstrap::open`].
+    pub svid_ttl: Option<Duration>,
 }
+
+/// The shortest SVID lifetime `svid_ttl` may ask for: proxies renew at half the lifetime,
+/// and a renewal needs a few seconds of slack for backoff and clock skew.
+pub const MIN_SVID_TTL: Duration = Duration::from_secs(30);
 
 impl Options {
     /// Defaults for `data_dir`: `127.0.0.1:15010`, `DATA/ca`, 10 minute registrations.
@@ -46,6 +53,7 @@ impl Options {
             trust_domain: None,
             sans: Vec::new(),
             registration_ttl: Duration::from_secs(600),
+            svid_ttl: None,
         }
     }
 }
@@ -80,6 +88,13 @@ pub enum StartError {
     /// The API's TLS material.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The SVID lifetime asked for is too short.
+    #[error(
+        "the SVID lifetime {}s is below the minimum of {}s (proxies renew at half the lifetime)",
+        .0.as_secs(),
+        MIN_SVID_TTL.as_secs()
+    )]
+    SvidTtl(Duration),
     /// Anything else the shared state refused.
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -118,7 +133,13 @@ impl Bootstrap {
         } else {
             None
         };
+        if let Some(ttl) = options.svid_ttl
+            && ttl < MIN_SVID_TTL
+        {
+            return Err(StartError::SvidTtl(ttl));
+        }
         let shared = Shared::new(store, ca, bundle)?;
+        shared.set_svid_ttl(options.svid_ttl);
         Ok(Bootstrap {
             shared,
             tls,

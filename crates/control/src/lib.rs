@@ -18,7 +18,7 @@ pub mod state;
 pub mod tls;
 pub mod validate;
 
-pub use bootstrap::{Bootstrap, Options};
+pub use bootstrap::{Bootstrap, MIN_SVID_TTL, Options};
 pub use error::ApiError;
 pub use server::Server;
 pub use state::Shared;

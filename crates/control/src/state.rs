@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bulkhead_api::rest::ProxyStatus;
 use bulkhead_identity::ca::CertificateAuthority;
@@ -59,6 +59,8 @@ pub struct Shared {
     /// moment come from one malloc arena instead of raising the high-water mark of every
     /// blocking thread's arena.
     heavy: Mutex<std::sync::mpsc::Sender<HeavyJob>>,
+    /// The lifetime of issued SVIDs (`None`: the CA's default), set once at start.
+    svid_ttl: std::sync::OnceLock<Duration>,
 }
 
 /// A job for the heavy thread.
@@ -101,7 +103,21 @@ impl Shared {
             writes: Mutex::new(()),
             connected: std::sync::atomic::AtomicI64::new(0),
             heavy: Mutex::new(spawn_heavy()?),
+            svid_ttl: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Sets the lifetime of issued SVIDs (`None`: the CA's default); only the first call
+    /// with a value counts.
+    pub fn set_svid_ttl(&self, ttl: Option<Duration>) {
+        if let Some(ttl) = ttl {
+            let _ = self.svid_ttl.set(ttl);
+        }
+    }
+
+    /// The lifetime of issued SVIDs; `None` means the CA's default.
+    pub fn svid_ttl(&self) -> Option<Duration> {
+        self.svid_ttl.get().copied()
     }
 
     /// A receiver of changes (the proxy streams' wake-up).

@@ -3,7 +3,10 @@
 //!
 //! Renewal starts at [`RenewalConfig::renew_at`] of the lifetime (50 %) moved by up to
 //! [`RenewalConfig::jitter`] of the lifetime either way (±10 %), so that workloads started
-//! together do not all call the CA at the same moment. Each attempt makes a fresh ECDSA
+//! together do not all call the CA at the same moment. The lifetime counts from when the
+//! certificate was installed (or its notBefore, if later) to its notAfter: issuers backdate
+//! notBefore for clock skew, which for a one-minute certificate would put the renewal
+//! point at once. Each attempt makes a fresh ECDSA
 //! P-256 key, sends a CSR to the [`Signer`] and installs the returned chain; a failure is
 //! retried with capped exponential backoff. Meanwhile the current certificate keeps being
 //! served. From [`RenewalConfig::warn_remaining`] (20 %) of the lifetime left the source
@@ -299,14 +302,18 @@ fn load(
         Ok(ahead) => now + ahead,
         Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
     };
+    // The lifetime that counts for renewal starts when the certificate is installed, not at
+    // its notBefore: issuers backdate notBefore for clock skew (this CA by a minute), which
+    // for a short-lived certificate is a large part of its lifetime and would put the
+    // renewal point at once. A certificate loaded late in its life (a restart) is renewed
+    // at half of what is left.
+    let starts_at = on_clock(info.not_before).max(now);
+    let expires_at = on_clock(info.not_after);
     Ok(Current {
         key: Arc::new(key),
-        starts_at: on_clock(info.not_before),
-        expires_at: on_clock(info.not_after),
-        lifetime: info
-            .not_after
-            .duration_since(info.not_before)
-            .unwrap_or_default(),
+        starts_at,
+        expires_at,
+        lifetime: expires_at.saturating_duration_since(starts_at),
         info: Arc::new(info),
     })
 }

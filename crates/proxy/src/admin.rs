@@ -3,7 +3,7 @@
 //! | path | method | answer |
 //! |---|---|---|
 //! | `/metrics` | GET | Prometheus metrics (OpenMetrics text) |
-//! | `/ready` | GET | 200 when a snapshot is in force, the SVID is valid and the data path serves; else 503 with the reason |
+//! | `/ready` | GET | 200 when a snapshot is in force, the SVID is valid, the data path serves and (when [`AdminState::apps`] is set) every inbound port's app accepts connections; else 503 with the reason. `/ready?skip=app` leaves the apps out (what a launcher waits for before starting the app) |
 //! | `/live` | GET | 200 while the process runs |
 //! | `/config` | GET | the snapshot in force and certificate details as JSON (never key material); under a control plane also its connection state (`control`) |
 //! | `/logging` | GET | the current log filter |
@@ -63,6 +63,9 @@ pub struct AdminState {
     /// Whether the data path is serving (its listeners are bound); `/ready` also waits
     /// for this when given.
     pub serving: Option<watch::Receiver<bool>>,
+    /// When given, `/ready` also requires the apps behind the inbound ports to accept
+    /// connections (probed at most once per [`APP_PROBE_PERIOD`], the answer cached).
+    pub apps: Option<Arc<AppProbe>>,
 }
 
 impl AdminState {
@@ -75,7 +78,55 @@ impl AdminState {
             reload_status: None,
             control_status: None,
             serving: None,
+            apps: None,
         }
+    }
+}
+
+/// How often at most `/ready` probes the apps; answers in between reuse the last probe.
+pub const APP_PROBE_PERIOD: Duration = Duration::from_secs(1);
+/// How long one probe waits for an app to accept a connection.
+const APP_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The readiness probe of the apps behind the inbound ports: a TCP connect to each
+/// `forwardTo` address, at most once per [`APP_PROBE_PERIOD`]; concurrent `/ready` calls
+/// share one probe.
+#[derive(Debug, Default)]
+pub struct AppProbe {
+    /// When the last probe ran and its finding (`None`: every app accepted).
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, Option<String>)>>,
+}
+
+impl AppProbe {
+    /// `None` when every address in `apps` accepts a connection, else why not; probes
+    /// only when the cached answer is older than [`APP_PROBE_PERIOD`].
+    pub async fn check(&self, apps: &[SocketAddr]) -> Option<String> {
+        let mut last = self.last.lock().await;
+        let now = tokio::time::Instant::now();
+        if let Some((at, finding)) = last.as_ref()
+            && now.duration_since(*at) < APP_PROBE_PERIOD
+        {
+            return finding.clone();
+        }
+        let mut finding = None;
+        for app in apps {
+            let connect = tokio::net::TcpStream::connect(app);
+            match tokio::time::timeout(APP_CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => finding = Some(format!("the app at {app} refuses connections: {e}")),
+                Err(_) => {
+                    finding = Some(format!(
+                        "the app at {app} did not accept a connection within {}ms",
+                        APP_CONNECT_TIMEOUT.as_millis()
+                    ));
+                }
+            }
+            if finding.is_some() {
+                break;
+            }
+        }
+        *last = Some((now, finding.clone()));
+        finding
     }
 }
 
@@ -117,7 +168,7 @@ pub async fn serve_admin(listener: TcpListener, state: AdminState) -> io::Result
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(handle(&state, &req)) }
+                async move { Ok::<_, Infallible>(handle(&state, &req).await) }
             });
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -133,13 +184,20 @@ pub async fn serve_admin(listener: TcpListener, state: AdminState) -> io::Result
 }
 
 /// Routes one request.
-fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method();
     let read = method == Method::GET || method == Method::HEAD;
     match req.uri().path() {
         "/metrics" if read => reply(StatusCode::OK, OPENMETRICS, state.metrics.encode()),
         "/live" if read => text(StatusCode::OK, "live\n"),
-        "/ready" if read => ready(state),
+        "/ready" if read => {
+            let skip_app = req
+                .uri()
+                .query()
+                .and_then(|q| query_param(q, "skip"))
+                .is_some_and(|v| v == "app");
+            ready(state, skip_app).await
+        }
         "/config" if read => {
             let snapshot = state.snapshots.borrow().clone();
             let status = state.reload_status.as_ref().map(|s| s.borrow().clone());
@@ -171,7 +229,7 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     }
 }
 
-fn ready(state: &AdminState) -> Response<Full<Bytes>> {
+async fn ready(state: &AdminState, skip_app: bool) -> Response<Full<Bytes>> {
     let snapshot = state.snapshots.borrow().clone();
     if !snapshot.svid.is_ready() {
         let expiry = crate::accesslog::rfc3339(snapshot.svid.expiry());
@@ -188,6 +246,17 @@ fn ready(state: &AdminState) -> Response<Full<Bytes>> {
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the data path's listeners are not serving yet\n",
         );
+    }
+    if let Some(probe) = state.apps.as_ref().filter(|_| !skip_app) {
+        let mut apps: Vec<SocketAddr> = snapshot.inbound.iter().map(|i| i.forward_to).collect();
+        apps.sort_unstable();
+        apps.dedup();
+        if let Some(reason) = probe.check(&apps).await {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {reason}\n"),
+            );
+        }
     }
     text(
         StatusCode::OK,

@@ -276,6 +276,11 @@ pub struct InboundSpec {
     /// The app's protocol.
     #[serde(default)]
     pub protocol: AppProtocol,
+    /// The address peers are told to dial when it is not `listen` (a port forward or a
+    /// relay in front of the sidecar); registered with the control plane instead of
+    /// `listen`. Unused in standalone mode.
+    #[serde(default)]
+    pub advertise: Option<SocketAddr>,
 }
 
 /// One `spec.outbound[]` entry.

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use bulkhead_identity::bundle::parse_certificates;
-use bulkhead_identity::ca::CLOCK_SKEW_BACKDATE;
 use bulkhead_identity::rotation::SvidSource;
 use bulkhead_identity::svid::inspect_leaf;
 use control_support::{
@@ -24,11 +23,11 @@ async fn renews_with_the_current_svid_and_presents_the_new_one() {
     let (_dir, base) = scratch();
     cp.add_token("bhj_api", "api");
     cp.push("api", snapshot(&cp, 1, &[], vec![]));
-    // The CA backdates notBefore for clock skew; renew one second after issuance.
+    // The renewal point counts from installation (not the backdated notBefore): renew one
+    // second after it.
     let ttl = Duration::from_secs(3600);
     let mut options = fast_options();
-    options.renewal.renew_at = (CLOCK_SKEW_BACKDATE + Duration::from_secs(1)).as_secs_f64()
-        / (ttl + CLOCK_SKEW_BACKDATE).as_secs_f64();
+    options.renewal.renew_at = 1.0 / ttl.as_secs_f64();
     options.renewal.jitter = 0.0;
     cp.set_ttl(ttl);
     let mut cfg = config("api", &cp, "bhj_api", "");

@@ -36,10 +36,12 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Opens (or creates) the control plane's state and starts serving on 127.0.0.1:0.
-    pub async fn start(layout: &Layout) -> Result<Embedded> {
+    /// Opens (or creates) the control plane's state and starts serving on 127.0.0.1:0;
+    /// `svid_ttl` is the sidecars' certificate lifetime (`None`: the CA's default).
+    pub async fn start(layout: &Layout, svid_ttl: Option<Duration>) -> Result<Embedded> {
         let mut options = Options::new(layout.control());
         options.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        options.svid_ttl = svid_ttl;
         let boot = Bootstrap::open(&options).map_err(|e| anyhow!("control plane: {e}"))?;
         let config = boot.tls.server_config(boot.shared.bundle.clone())?;
         let server = Server::bind(Arc::clone(&boot.shared), config, options.listen)

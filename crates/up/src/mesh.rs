@@ -37,6 +37,9 @@ pub struct Row {
     pub ports: Vec<(u16, u16)>,
     /// The sidecar's admin port.
     pub admin: u16,
+    /// The sidecar's inbound address of the first port, when the Workload is exposed
+    /// (`bulkhead.dev/expose`).
+    pub exposed: Option<SocketAddr>,
     /// Whether the sidecar and the workload turned ready in time.
     pub ready: bool,
 }
@@ -88,7 +91,7 @@ impl Mesh {
         ] {
             std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
         }
-        let control = Embedded::start(layout).await?;
+        let control = Embedded::start(layout, plan.svid_ttl).await?;
         progress(&format!(
             "control plane listening on https://{}",
             control.addr
@@ -187,6 +190,10 @@ impl Mesh {
                 identity: control.identity(&w.namespace, &w.service_account),
                 ports: wiring.ports.iter().map(|p| (p.app, p.inbound)).collect(),
                 admin: wiring.admin,
+                exposed: w
+                    .expose
+                    .zip(wiring.ports.first())
+                    .map(|(addr, p)| SocketAddr::new(addr.ip(), p.inbound)),
                 ready,
             });
         }
@@ -271,8 +278,13 @@ impl Mesh {
     fn supervise(&self, spec: ChildSpec, stop: watch::Receiver<bool>) -> Supervised {
         let (workload, role) = (spec.workload.clone(), spec.role);
         let child = supervise::start(spec, self.events_tx.clone(), stop);
-        let mut pids = self.pids.lock().unwrap_or_else(PoisonError::into_inner);
-        pids.push((workload, role, child.pid.clone()));
+        self.pids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((workload, role, child.pid.clone()));
+        // The child's `Started` event may have been handled before it was listed here;
+        // its pid is set before that event is sent, so writing now cannot miss it.
+        write_pids(&self.pids, &self.layout.children_file());
         child
     }
 
@@ -334,7 +346,7 @@ fn write_pids(pids: &Pids, file: &std::path::Path) {
     }
 }
 
-/// Waits until the sidecar's admin `/ready` answers 200.
+/// Waits until the sidecar's admin `/ready?skip=app` answers 200 (its app starts after).
 async fn wait_sidecar(w: &WorkloadPlan, wiring: &Wiring, layout: &Layout) -> Result<()> {
     let deadline = Instant::now() + SIDECAR_READY;
     let addr = SocketAddr::from(([127, 0, 0, 1], wiring.admin));
@@ -355,7 +367,8 @@ async fn wait_sidecar(w: &WorkloadPlan, wiring: &Wiring, layout: &Layout) -> Res
 async fn ready(addr: SocketAddr) -> bool {
     let probe = async {
         let mut stream = TcpStream::connect(addr).await.ok()?;
-        let request = "GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let request =
+            "GET /ready?skip=app HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut head = [0u8; 12];
         stream.read_exact(&mut head).await.ok()?;

@@ -3,6 +3,7 @@
 //! every run command resolved to a program.
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use bulkhead_control::validate::{self, Document};
@@ -25,7 +26,14 @@ pub struct WorkloadPlan {
     pub upstreams: Vec<(String, u16)>,
     /// The program (resolved), its arguments and extra environment; `None`: not started.
     pub run: Option<RunPlan>,
+    /// Where the sidecar's inbound listener of the first port listens, from the annotation
+    /// [`EXPOSE_ANNOTATION`] (port 0: a free port, still reported as exposed).
+    pub expose: Option<SocketAddr>,
 }
+
+/// The Workload annotation that fixes the address of its sidecar's inbound listener for
+/// the first port (`"127.0.0.1:8080"`), so that users have a stable URL to call.
+pub const EXPOSE_ANNOTATION: &str = "bulkhead.dev/expose";
 
 /// How to start a workload's process.
 #[derive(Debug, Clone)]
@@ -56,6 +64,9 @@ pub struct Plan {
     pub documents: Vec<Document>,
     /// The workloads, in file order.
     pub workloads: Vec<WorkloadPlan>,
+    /// The lifetime of the sidecars' certificates (`None`: the CA's default, 24 h); not
+    /// read from DIR, the caller sets it (`bulkhead up --svid-ttl`).
+    pub svid_ttl: Option<std::time::Duration>,
 }
 
 /// Loads and checks `dir`, skipping `skip` (the data directory) and dot names. The error
@@ -91,7 +102,19 @@ pub fn load(dir: &Path, skip: &Path) -> Result<Plan, String> {
         files,
         documents,
         workloads,
+        svid_ttl: None,
     })
+}
+
+impl Plan {
+    /// Exposed workloads get a free port instead of their annotation's (`up --no-expose`).
+    pub fn expose_on_free_ports(&mut self) {
+        for w in &mut self.workloads {
+            if let Some(addr) = &mut w.expose {
+                addr.set_port(0);
+            }
+        }
+    }
 }
 
 /// The resource files under `dir`, recursively in sorted order, as the loader takes them.
@@ -195,7 +218,17 @@ fn workload(w: &Workload, dir: &Path) -> Result<WorkloadPlan, String> {
             })
         }
     };
+    let expose = match w.metadata.annotations.get(EXPOSE_ANNOTATION) {
+        None => None,
+        Some(value) => Some(expose(value, w.spec.ports.is_empty()).map_err(|e| {
+            format!(
+                "Workload/{namespace}/{}: metadata.annotations.{EXPOSE_ANNOTATION}: {e}",
+                w.metadata.name
+            )
+        })?),
+    };
     Ok(WorkloadPlan {
+        expose,
         name: w.metadata.name.clone(),
         namespace,
         labels: w.metadata.labels.clone(),
@@ -218,6 +251,23 @@ fn workload(w: &Workload, dir: &Path) -> Result<WorkloadPlan, String> {
             .collect(),
         run,
     })
+}
+
+/// The value of [`EXPOSE_ANNOTATION`]: `127.0.0.1:PORT` on a workload with ports.
+fn expose(value: &str, no_ports: bool) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{value}` is not an address (expected 127.0.0.1:PORT)"))?;
+    if addr.ip() != Ipv4Addr::LOCALHOST {
+        return Err(format!(
+            "`{value}`: only 127.0.0.1 is supported (every sidecar of `up` is on loopback)"
+        ));
+    }
+    if no_ports {
+        return Err("the workload has no spec.ports to expose".to_owned());
+    }
+    Ok(addr)
 }
 
 /// A program name: with a `/` relative to DIR; a bare name next to the current
@@ -257,6 +307,29 @@ pub fn service_name(service: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expose_takes_a_loopback_address_on_a_workload_with_ports() {
+        assert_eq!(
+            expose("127.0.0.1:8080", false),
+            Ok("127.0.0.1:8080".parse().unwrap())
+        );
+        assert!(
+            expose("127.0.0.1:8080", true)
+                .unwrap_err()
+                .contains("spec.ports")
+        );
+        assert!(
+            expose("0.0.0.0:8080", false)
+                .unwrap_err()
+                .contains("127.0.0.1")
+        );
+        assert!(
+            expose("8080", false)
+                .unwrap_err()
+                .contains("not an address")
+        );
+    }
 
     #[test]
     fn env_names() {

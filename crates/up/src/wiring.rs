@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::Layout;
-use crate::plan::{WorkloadPlan, env_name, service_name};
+use crate::plan::{EXPOSE_ANNOTATION, WorkloadPlan, env_name, service_name};
 
 /// The ports of one workload and its sidecar (all on 127.0.0.1).
 #[derive(Debug, Clone)]
@@ -34,22 +34,79 @@ pub struct PortWiring {
     pub inbound: u16,
 }
 
-/// A port nothing listens on right now (the kernel's choice, released at once).
+/// A port nothing listens on right now, for a sidecar or app that binds it later.
+///
+/// Not the kernel's choice for port 0: that comes from the ephemeral range, which also
+/// supplies the source port of every outgoing connection on the host, so between our
+/// release and the child's bind (seconds, while sidecars start) such a port can be taken.
+/// Ports below the ephemeral range are only ever handed out by explicit binds; one is
+/// picked at random there and checked free. Falls back to port 0 if none is found.
 pub fn free_port() -> Result<u16> {
+    let (high, low) = below_ephemeral_range();
+    let span = u64::from(high - low);
+    let mut seed = random_seed();
+    for _ in 0..256 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let port = low + u16::try_from((seed >> 33) % span).unwrap_or(0);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(listener.local_addr()?.port());
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").context("allocating a loopback port")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// `(end, start)` of the 12,000 ports below the kernel's ephemeral range (Linux:
+/// `/proc/sys/net/ipv4/ip_local_port_range`, 32768 by default), never below 1024.
+fn below_ephemeral_range() -> (u16, u16) {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .max(2048);
+    (start, start.saturating_sub(12_000).max(1024))
+}
+
+/// A seed that differs between processes and calls.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 impl Wiring {
     /// Allocates every port `w` needs.
     pub fn allocate(w: &WorkloadPlan) -> Result<Wiring> {
         let mut ports = Vec::new();
-        for (name, declared) in &w.ports {
+        for (i, (name, declared)) in w.ports.iter().enumerate() {
+            let inbound = match w.expose.filter(|_| i == 0) {
+                Some(addr) if addr.port() != 0 => {
+                    // Bound and released: a taken port is a clear error now rather than a
+                    // sidecar that never turns ready.
+                    TcpListener::bind(addr).with_context(|| {
+                        format!(
+                            "{}: cannot listen on {addr} (annotation {EXPOSE_ANNOTATION}); \
+                             free that port, change the annotation, or run `bulkhead up --no-expose`",
+                            w.key()
+                        )
+                    })?;
+                    addr.port()
+                }
+                _ => free_port()?,
+            };
             ports.push(PortWiring {
                 name: name.clone(),
                 declared: *declared,
                 app: free_port()?,
-                inbound: free_port()?,
+                inbound,
             });
         }
         let mut upstreams = Vec::new();
@@ -188,6 +245,40 @@ fn qualified(service: &str, namespace: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn exposed(addr: &str) -> WorkloadPlan {
+        WorkloadPlan {
+            name: "frontend".to_owned(),
+            namespace: "shop".to_owned(),
+            labels: Default::default(),
+            service_account: "frontend".to_owned(),
+            ports: vec![(Some("http".to_owned()), 8080), (None, 9090)],
+            upstreams: Vec::new(),
+            run: None,
+            expose: Some(addr.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn an_exposed_workload_gets_its_fixed_inbound_port_on_the_first_port_only() {
+        let port = free_port().unwrap();
+        let wiring = Wiring::allocate(&exposed(&format!("127.0.0.1:{port}"))).unwrap();
+        assert_eq!(wiring.ports[0].inbound, port);
+        // Port 0 (`up --no-expose`): a free port.
+        let wiring = Wiring::allocate(&exposed("127.0.0.1:0")).unwrap();
+        assert_ne!(wiring.ports[0].inbound, 0);
+    }
+
+    #[test]
+    fn a_taken_expose_port_is_a_clear_error() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let e = Wiring::allocate(&exposed(&addr.to_string())).unwrap_err();
+        let text = format!("{e:#}");
+        assert!(text.contains("shop/frontend"), "{text}");
+        assert!(text.contains(EXPOSE_ANNOTATION), "{text}");
+        assert!(text.contains("--no-expose"), "{text}");
+    }
 
     #[test]
     fn expands_known_variables_only() {

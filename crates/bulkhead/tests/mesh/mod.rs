@@ -52,6 +52,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An address nothing listens on right now, for a listener a child process binds later:
+/// the kernel's choice for port 0 on a loopback address other than 127.0.0.1
+/// (127.0.0.2 upwards, a different one each call). Between our release and the child's
+/// bind, 127.0.0.1's ephemeral ports keep going to the test's outgoing connections
+/// (whose source is 127.0.0.1), so a port released there can be taken (`free_port`'s
+/// race); one on another loopback address cannot.
+pub fn free_addr() -> SocketAddr {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let host = 2 + NEXT.fetch_add(1, Ordering::Relaxed) % 250;
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, host], 0))).unwrap();
+    listener.local_addr().unwrap()
+}
+
 /// A child process whose output lines are read on threads; killed on drop.
 pub struct Proc {
     pub child: Child,
@@ -110,11 +124,16 @@ impl Proc {
     /// The next JSON log line (stderr) whose message is `message`.
     pub fn log(&self, message: &str) -> Value {
         let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = self.stderr.recv_timeout(left) else {
-                panic!("no `{message}` log line");
+                panic!(
+                    "no `{message}` log line; stderr so far:\n{}",
+                    seen.join("\n")
+                );
             };
+            seen.push(line.clone());
             if let Ok(value) = serde_json::from_str::<Value>(&line)
                 && value["message"] == message
             {

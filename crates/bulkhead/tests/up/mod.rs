@@ -174,6 +174,20 @@ pub fn all_processes(data: &Path) -> Vec<u32> {
     pids
 }
 
+/// [`all_processes`] once it lists `expected` processes: an app's own process appears a
+/// moment after `up-exec`, which `up` records, so `ready` can come before it (bounded
+/// wait).
+pub fn settled_processes(data: &Path, expected: usize) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let pids = all_processes(data);
+        if pids.len() >= expected || std::time::Instant::now() > deadline {
+            return pids;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Whether `pid` is a live process (not a zombie).
 pub fn alive(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -199,4 +213,99 @@ pub fn app_port(table_row: &str) -> u16 {
         .find(|c| c.contains('→'))
         .unwrap_or_else(|| panic!("no ports in `{table_row}`"));
     ports.split('→').next().unwrap().parse().unwrap()
+}
+
+/// The `spec.run` block that makes `bulkhead up` start this test binary as `role`.
+pub fn run_block(role: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    format!(
+        "  run:\n    command: [{:?}, --exact, workload_role, --nocapture, --test-threads, \"1\"]\n    env: {{UP_TEST_ROLE: {role}}}\n",
+        exe.display().to_string()
+    )
+}
+
+/// One workload of a running `up`, from the table and the metrics lines it printed.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// `ns/name`.
+    pub workload: String,
+    /// The app's first port.
+    pub app: u16,
+    /// The sidecar's first inbound port.
+    pub inbound: u16,
+    /// The sidecar's admin port.
+    pub admin: u16,
+}
+
+/// Reads what `up` prints (`next_line`: its next stdout line, e.g.
+/// `|| proc.stdout_line("")`) until `ready; Ctrl-C`: each started workload's ports.
+pub fn started(mut next_line: impl FnMut() -> String) -> Vec<Started> {
+    let mut rows: Vec<Started> = Vec::new();
+    loop {
+        let line = next_line();
+        if line.contains("ready; Ctrl-C") {
+            return rows;
+        }
+        if line.contains('→') && !line.contains("PORTS") {
+            let workload = line.split_whitespace().next().unwrap().to_owned();
+            let ports = line.split_whitespace().find(|c| c.contains('→')).unwrap();
+            let first = ports.split(',').next().unwrap();
+            let (app, inbound) = first.split_once('→').unwrap();
+            rows.push(Started {
+                workload,
+                app: app.parse().unwrap(),
+                inbound: inbound.parse().unwrap(),
+                admin: 0,
+            });
+        }
+        if let Some(rest) = line.strip_prefix("metrics ") {
+            let (workload, url) = rest.split_once(": ").unwrap();
+            let port = url
+                .trim_start_matches("http://127.0.0.1:")
+                .trim_end_matches("/metrics");
+            if let Some(row) = rows.iter_mut().find(|r| r.workload == workload) {
+                row.admin = port.parse().unwrap();
+            }
+        }
+    }
+}
+
+/// The row of `workload` (`ns/name`).
+pub fn row<'a>(rows: &'a [Started], workload: &str) -> &'a Started {
+    rows.iter()
+        .find(|r| r.workload == workload)
+        .unwrap_or_else(|| panic!("{workload} not in {rows:?}"))
+}
+
+/// `127.0.0.1:port`.
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Runs the CLI against `up`'s control plane (`BULKHEAD_CONTEXT=DATA/context.yaml`),
+/// failing the test on a non-zero exit; returns stdout.
+pub fn cli(data: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(args)
+        .env("BULKHEAD_CONTEXT", data.join("context.yaml"))
+        .current_dir(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bulkhead {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The pid of `workload`'s app process (under its `up-exec`).
+pub fn app_pid(data: &Path, workload: &str) -> u32 {
+    let exec = children(data)
+        .into_iter()
+        .find(|(role, w, _)| role == "app" && w == workload)
+        .unwrap_or_else(|| panic!("no app for {workload}"))
+        .2;
+    children_of(exec)[0]
 }

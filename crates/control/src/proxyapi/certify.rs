@@ -67,14 +67,17 @@ fn issue(
             refused(shared, "malformed_csr", Status::invalid_argument(message))
         })?;
     let (id, credential) = credential(shared, req, client_id, now)?;
-    let svid = shared.ca.issue(csr.as_ref(), &id, None, now).map_err(|e| {
-        let (reason, status) = ca_refusal(e, &id, credential);
-        if reason == "internal" {
-            tracing::error!(identity = %id, error = status.message(), "the CA cannot issue");
-            return status;
-        }
-        refused(shared, reason, status)
-    })?;
+    let svid = shared
+        .ca
+        .issue(csr.as_ref(), &id, shared.svid_ttl(), now)
+        .map_err(|e| {
+            let (reason, status) = ca_refusal(e, &id, credential);
+            if reason == "internal" {
+                tracing::error!(identity = %id, error = status.message(), "the CA cannot issue");
+                return status;
+            }
+            refused(shared, reason, status)
+        })?;
     shared.metrics.certificate_issued(credential.label());
     tracing::info!(identity = %id, credential = credential.label(), serial = svid.serial(),
         "issued an SVID");

@@ -159,7 +159,7 @@ impl Watcher {
         let (applied_version, applied_hash) = self.applied.clone().unwrap_or_default();
         let inbound = cfg.spec.inbound.iter().map(|i| InboundPort {
             port: u32::from(i.port),
-            address: i.listen.to_string(),
+            address: i.advertise.unwrap_or(i.listen).to_string(),
             protocol: i.protocol.as_str().to_owned(),
         });
         let upstreams = cfg.spec.outbound.iter().map(|o| UpstreamRef {
