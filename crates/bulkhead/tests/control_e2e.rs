@@ -4,9 +4,9 @@
 //! - 20 sidecars: a policy applied with `bulkhead apply` is enforced by every one of them;
 //!   the apply-to-enforcement time is measured and printed (the 1 s target is checked by
 //!   the benchmark, bench/control.sh, not by a timed assertion here).
-//! - Two sidecars with mTLS between them, endpoints learned from the control plane; the
-//!   control plane is killed, traffic keeps flowing, it is restarted, the sidecars resync
-//!   and a new policy takes effect.
+//!
+//! Two sidecars with mTLS between them through an outage of the control plane are in
+//! e2e_control_restart.rs.
 
 #![cfg(unix)]
 
@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mesh::{ControlPlane, Proc, app, cli_ok, eventually, free_addr, http_get};
+use mesh::{ControlPlane, DENY_ADMIN, Proc, app, cli_ok, eventually, free_addr, http_get};
 use serde_json::Value;
 
 /// A sidecar config under a control plane (the local wiring only).
@@ -104,14 +104,6 @@ metadata: {name: default, namespace: shop}
 spec: {mtls: {mode: PERMISSIVE}}
 ";
 
-const DENY_ADMIN: &str = "apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-admin, namespace: shop}
-spec:
-  action: DENY
-  rules: [{to: [{operation: {paths: [\"/admin\"]}}]}]
-";
-
 #[test]
 fn twenty_sidecars_enforce_an_applied_policy() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,98 +169,4 @@ fn twenty_sidecars_enforce_an_applied_policy() {
         })
     });
     drop(proxies);
-}
-
-const MESH: &str = "apiVersion: v1
-kind: Namespace
-metadata: {name: shop}
----
-apiVersion: bulkhead.dev/v1alpha1
-kind: Workload
-metadata: {name: api-0, namespace: shop, labels: {app: api}}
-spec:
-  serviceAccount: api
-  ports: [{name: http, port: 8080, appProtocol: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: api, namespace: shop}
-spec:
-  selector: {app: api}
-  ports: [{name: http, port: 8080, appProtocol: http}]
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: api-from-web, namespace: shop}
-spec:
-  selector: {matchLabels: {app: api}}
-  action: ALLOW
-  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}]}]
-";
-
-#[test]
-fn sidecars_keep_serving_without_the_control_plane_and_resync() {
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    let mut cp = ControlPlane::start(dir, "127.0.0.1:0");
-    std::fs::write(dir.join("mesh.yaml"), MESH).unwrap();
-    cli_ok(dir, &["apply", "-f", "mesh.yaml"]);
-    let app = app("api");
-    let api_port = free_addr();
-    let api_token = join_token(dir, "api", 1);
-    let _api = start_proxy(
-        dir,
-        "api.yaml",
-        &proxy_config("api-0", "api", Some((api_port, app)), None),
-        &cp,
-        &api_token,
-    );
-    let web_port = free_addr();
-    let web_token = join_token(dir, "web", 1);
-    let _web = start_proxy(
-        dir,
-        "web.yaml",
-        &proxy_config("web-0", "web", None, Some((web_port, "api.shop"))),
-        &cp,
-        &web_token,
-    );
-    let through_web = web_port;
-    eventually("web to reach api through both sidecars", || {
-        http_get(through_web, "/books") == Some((200, "app:api".to_owned()))
-    });
-    // STRICT by default: plaintext straight to the api sidecar is refused.
-    let direct = api_port;
-    assert_ne!(http_get(direct, "/books").map(|r| r.0), Some(200));
-
-    let cp_addr = cp.addr;
-    cp.proc.kill();
-    for _ in 0..20 {
-        assert_eq!(
-            http_get(through_web, "/books"),
-            Some((200, "app:api".to_owned())),
-            "traffic keeps flowing without the control plane"
-        );
-    }
-
-    let cp = ControlPlane::start(dir, &cp_addr.to_string());
-    assert_eq!(cp.addr, cp_addr);
-    eventually("both sidecars to reconnect", || {
-        let listed: Value = serde_json::from_str(&cli_ok(dir, &["proxies", "-o", "json"])).unwrap();
-        listed["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["connected"] == true)
-            .count()
-            == 2
-    });
-    std::fs::write(dir.join("deny.yaml"), DENY_ADMIN).unwrap();
-    cli_ok(dir, &["apply", "-f", "deny.yaml"]);
-    eventually("the new policy to reach the api sidecar", || {
-        http_get(through_web, "/admin").map(|r| r.0) == Some(403)
-    });
-    assert_eq!(
-        http_get(through_web, "/books"),
-        Some((200, "app:api".to_owned()))
-    );
 }

@@ -20,7 +20,7 @@ mod mesh;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mesh::{ControlPlane, Proc, app, cli_ok, eventually, free_addr, http_get};
+use mesh::{ControlPlane, DENY_ADMIN, Proc, app, cli_ok, eventually, free_addr, http_get};
 use serde_json::Value;
 
 /// How long traffic must keep flowing without the control plane.
@@ -46,14 +46,6 @@ metadata: {name: api, namespace: shop}
 spec:
   selector: {app: api}
   ports: [{name: http, port: 8080, appProtocol: http}]
-";
-
-const DENY_ADMIN: &str = "apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-admin, namespace: shop}
-spec:
-  action: DENY
-  rules: [{to: [{operation: {paths: [\"/admin\"]}}]}]
 ";
 
 /// Starts a sidecar for shop/`sa` under `cp` with a fresh join token.

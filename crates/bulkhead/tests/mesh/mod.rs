@@ -13,6 +13,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// A policy denying `/admin` in namespace `shop` (the flow the tests flip).
+pub const DENY_ADMIN: &str = "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin, namespace: shop}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {paths: [\"/admin\"]}}]}]
+";
+
 /// How long any one wait may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(30);
 
