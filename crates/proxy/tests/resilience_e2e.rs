@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use bulkhead_proxy::config::AppProtocol;
 use bulkhead_proxy::resilience::TrafficPolicy;
-use bulkhead_proxy::snapshot::{Endpoint, Inbound, Outbound};
+use bulkhead_proxy::snapshot::{Endpoint, Outbound};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use support::apps::{TestBody, body_string, full, get, h1_client};
-use support::{Mesh, Sidecar, any_port, engine, id, snapshot};
+use support::{Mesh, Sidecar, any_port, api_sidecar, engine, id, snapshot};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -76,22 +76,7 @@ async fn cluster(n: usize, traffic: TrafficPolicy) -> Cluster {
     for name in &NAMES[..n] {
         let flag = Arc::new(AtomicU8::new(0));
         let (app, task) = mock_app(name, flag.clone()).await;
-        let inbound = vec![Inbound {
-            listen: any_port(),
-            port: 8080,
-            forward_to: app,
-            protocol: AppProtocol::Http,
-        }];
-        let svid = mesh.svid("api");
-        let b = Sidecar::start(snapshot(
-            &mesh,
-            &svid,
-            "api",
-            engine.clone(),
-            inbound,
-            vec![],
-        ))
-        .await;
+        let b = api_sidecar(&mesh, engine.clone(), app, AppProtocol::Http).await;
         endpoints.push(Endpoint {
             address: b.inbound[0],
             identity: id("api"),

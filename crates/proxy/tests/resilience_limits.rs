@@ -17,14 +17,14 @@ use bulkhead_proxy::admin::{AdminState, bind_admin, serve_admin};
 use bulkhead_proxy::config::AppProtocol;
 use bulkhead_proxy::resilience::policy::LoadBalancer;
 use bulkhead_proxy::resilience::{Limit, TrafficPolicy, Upstream};
-use bulkhead_proxy::snapshot::{Endpoint, Inbound, Outbound};
+use bulkhead_proxy::snapshot::{Endpoint, Outbound};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use support::apps::{TestBody, body_string, full, get, h1_client, h2_client, tcp_echo_app};
-use support::{Mesh, Sidecar, any_port, blackhole, engine, id, snapshot};
+use support::{Mesh, Sidecar, any_port, api_sidecar, blackhole, engine, id, snapshot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -113,22 +113,7 @@ async fn cluster(
     let (mut bs, mut apps, mut endpoints) = (vec![], vec![], vec![]);
     for (name, mode) in NAMES.iter().zip(modes) {
         let app = app(name, *mode).await;
-        let inbound = vec![Inbound {
-            listen: any_port(),
-            port: 8080,
-            forward_to: app.addr,
-            protocol,
-        }];
-        let svid = mesh.svid("api");
-        let b = Sidecar::start(snapshot(
-            &mesh,
-            &svid,
-            "api",
-            engine.clone(),
-            inbound,
-            vec![],
-        ))
-        .await;
+        let b = api_sidecar(&mesh, engine.clone(), app.addr, protocol).await;
         endpoints.push(Endpoint {
             address: b.inbound[0],
             identity: id("api"),
@@ -518,22 +503,7 @@ async fn the_policy_idle_timeout_closes_a_quiet_tcp_connection() {
     let echo = tcp_echo_app().await;
     let mesh = Mesh::new();
     let engine = engine("");
-    let inbound = vec![Inbound {
-        listen: any_port(),
-        port: 8080,
-        forward_to: echo,
-        protocol: AppProtocol::Tcp,
-    }];
-    let svid = mesh.svid("api");
-    let b = Sidecar::start(snapshot(
-        &mesh,
-        &svid,
-        "api",
-        engine.clone(),
-        inbound,
-        vec![],
-    ))
-    .await;
+    let b = api_sidecar(&mesh, engine.clone(), echo, AppProtocol::Tcp).await;
     let mut traffic = TrafficPolicy::default();
     traffic.timeouts.idle = Duration::from_millis(300);
     let outbound = vec![Outbound {

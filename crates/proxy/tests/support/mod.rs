@@ -126,6 +126,24 @@ pub fn snapshot(
     }
 }
 
+/// A sidecar for workload `shop/api` with one inbound port (8080) in front of `app`, on an
+/// ephemeral port, without outbound listeners.
+pub async fn api_sidecar(
+    mesh: &Mesh,
+    engine: Arc<Engine>,
+    app: SocketAddr,
+    protocol: AppProtocol,
+) -> Sidecar {
+    let inbound = vec![Inbound {
+        listen: any_port(),
+        port: 8080,
+        forward_to: app,
+        protocol,
+    }];
+    let svid = mesh.svid("api");
+    Sidecar::start(snapshot(mesh, &svid, "api", engine, inbound, vec![])).await
+}
+
 /// An unbound loopback address: the listener learns its port when bound.
 pub fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
