@@ -137,3 +137,26 @@ find_or_install_envoy() {
         ENVOY_BIN=$(envoy_path || true)
     fi
 }
+
+# The policies every Bulkhead sidecar of a benchmark runs under, as a mesh would: STRICT
+# mTLS in namespace `bench`, and an L7 ALLOW for the client's identity on the workloads
+# labelled app=$2. Needs TD (the trust domain). Writes the file $1.
+write_bench_policy() {
+    cat >"$1" <<EOF
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: bench}
+spec:
+  mtls: {mode: STRICT}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: $2, namespace: bench}
+spec:
+  selector: {matchLabels: {app: $2}}
+  action: ALLOW
+  rules:
+    - from: [{source: {principals: [$TD/ns/bench/sa/client]}}]
+      to: [{operation: {methods: [GET], paths: ["/*"]}}]
+EOF
+}

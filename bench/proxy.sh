@@ -165,23 +165,7 @@ write_bulkhead_configs() {
     mkdir -p "$WORK/bulkhead/policies"
     # Bulkhead does more than the peers: STRICT mTLS and an L7 ALLOW rule for the client's
     # identity are evaluated on every request (as a mesh would run it).
-    cat >"$WORK/bulkhead/policies/bench.yaml" <<EOF
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: bench}
-spec:
-  mtls: {mode: STRICT}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: server, namespace: bench}
-spec:
-  selector: {matchLabels: {app: server}}
-  action: ALLOW
-  rules:
-    - from: [{source: {principals: [$TD/ns/bench/sa/client]}}]
-      to: [{operation: {methods: [GET], paths: ["/*"]}}]
-EOF
+    write_bench_policy "$WORK/bulkhead/policies/bench.yaml" server
     cat >"$WORK/bulkhead/a.yaml" <<EOF
 apiVersion: bulkhead.dev/v1alpha1
 kind: ProxyConfig

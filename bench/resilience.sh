@@ -123,23 +123,7 @@ wait_200() {
 start_servers() {
     local i delay
     mkdir -p "$WORK/bulkhead/policies"
-    cat >"$WORK/bulkhead/policies/bench.yaml" <<EOF
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: bench}
-spec:
-  mtls: {mode: STRICT}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: app, namespace: bench}
-spec:
-  selector: {matchLabels: {app: app}}
-  action: ALLOW
-  rules:
-    - from: [{source: {principals: [$TD/ns/bench/sa/client]}}]
-      to: [{operation: {methods: [GET], paths: ["/*"]}}]
-EOF
+    write_bench_policy "$WORK/bulkhead/policies/bench.yaml" app
     for i in 0 1 2; do
         delay=0s
         [[ $i == 2 ]] && delay=$SLOW_DELAY
