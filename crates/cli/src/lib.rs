@@ -18,6 +18,7 @@ mod resources;
 mod status;
 mod token;
 mod up;
+mod waf;
 
 use std::process::ExitCode;
 
@@ -55,6 +56,9 @@ enum Command {
     /// The example apps `bulkhead up examples/bookstore` runs (`bulkhead demo bookstore ...`).
     #[command(subcommand)]
     Demo(demo::DemoCommand),
+    /// Web application firewall tools: run a raw request through the OWASP CRS (`waf test`).
+    #[command(subcommand)]
+    Waf(waf::WafCommand),
 }
 
 /// Entry point used by the `bulkhead` binary.
@@ -70,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Down(args) => up::run_down(args),
         Command::UpExec(args) => up::run_exec(args),
         Command::Demo(cmd) => demo::run(cmd),
+        Command::Waf(cmd) => waf::run(cmd),
     };
     match result {
         Ok(code) => code,

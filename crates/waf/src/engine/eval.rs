@@ -1,0 +1,266 @@
+//! Running a phase: the rule loop, rule evaluation, chains and per-match actions.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use super::rule::{AllowScope, Ctl, Disruptive, EngineMode, Entry, Rule, SetOp, SetVar};
+use super::state::{Data, Value, atoi};
+use super::tx::{Intervention, RuleMatch, TargetRemoval, Transaction};
+use super::vars::{Exclusion, Var};
+use crate::operator::Captures;
+
+/// One value on which a rule's operator matched.
+struct Hit {
+    name: Vec<u8>,
+    value: Vec<u8>,
+    captures: Option<Captures>,
+}
+
+impl Transaction {
+    /// Runs every rule of `phase` in order, following skips, markers and disruptive actions.
+    pub(crate) fn run_phase(&mut self, phase: u8) {
+        if self.mode == EngineMode::Off || self.intervention.is_some() || self.skip_phase(phase) {
+            return;
+        }
+        let set = Arc::clone(&self.rules);
+        let entries = &set.phases[phase as usize];
+        let mut i = 0;
+        while i < entries.len() {
+            let Entry::Rule(idx) = entries[i] else {
+                i += 1;
+                continue;
+            };
+            i += 1;
+            let rule = &set.rules[idx];
+            if self.removed(rule) || !self.eval_chain(rule) {
+                continue;
+            }
+            self.record_match(rule);
+            if rule.actions.skip > 0 {
+                i = skip_rules(entries, i, rule.actions.skip);
+            }
+            if let Some(marker) = &rule.actions.skip_after {
+                i = match set.markers[phase as usize].get(marker) {
+                    Some(&pos) if pos >= i => pos + 1,
+                    _ => entries.len(),
+                };
+            }
+            if self.disrupt(rule, phase) {
+                break;
+            }
+        }
+    }
+
+    fn skip_phase(&self, phase: u8) -> bool {
+        match self.allow {
+            Some(AllowScope::All) => true,
+            Some(AllowScope::Request) => phase <= 2,
+            _ => false,
+        }
+    }
+
+    fn removed(&self, rule: &Rule) -> bool {
+        let id = rule.id();
+        self.removed_ids.iter().any(|r| r.contains(id))
+            || self.removed_tags.iter().any(|re| rule.actions.tags.iter().any(|t| re.is_match(t.as_bytes())))
+    }
+
+    /// Carries out the rule's disruptive action when the engine enforces; true stops the phase.
+    fn disrupt(&mut self, rule: &Rule, phase: u8) -> bool {
+        if self.mode != EngineMode::On {
+            return false;
+        }
+        let status = |default: u16| rule.actions.status.unwrap_or(default);
+        let message = || self.matches.last().map(|m| m.msg.clone()).unwrap_or_default();
+        let intervention = match &rule.disruptive {
+            Disruptive::Pass | Disruptive::Block => return false,
+            Disruptive::Allow(scope) => {
+                self.allow = Some(*scope);
+                return true;
+            }
+            Disruptive::Deny | Disruptive::Drop => Intervention { status: status(403), rule_id: rule.id(), phase, message: message(), redirect: None },
+            Disruptive::Redirect(url) => Intervention { status: status(302), rule_id: rule.id(), phase, message: message(), redirect: Some(url.clone()) },
+        };
+        self.intervention = Some(intervention);
+        true
+    }
+
+    /// Evaluates a rule and its chain; per-match actions run as values match, the actions
+    /// that need the whole chain (ctl) run once it has matched, deepest link first.
+    fn eval_chain(&mut self, starter: &Rule) -> bool {
+        self.data.matched_vars.clear();
+        self.data.rule_id = starter.id();
+        let mut links = Vec::new();
+        let mut link = Some(starter);
+        while let Some(rule) = link {
+            let hits = self.match_rule(rule, starter);
+            if hits.is_empty() {
+                return false;
+            }
+            for hit in hits {
+                self.apply_hit(rule, hit);
+            }
+            links.push(rule);
+            link = rule.chained.as_deref();
+        }
+        for rule in links.into_iter().rev() {
+            for ctl in &rule.actions.ctls {
+                self.ctl(ctl);
+            }
+        }
+        true
+    }
+
+    fn apply_hit(&mut self, rule: &Rule, hit: Hit) {
+        if let Some(caps) = hit.captures {
+            for (i, g) in caps.groups.iter().enumerate().take(10) {
+                match g {
+                    Some(v) => self.data.tx.insert(i.to_string(), v.clone()),
+                    None => self.data.tx.remove(&i.to_string()),
+                };
+            }
+        }
+        if !hit.name.is_empty() {
+            self.data.set(super::vars::Scalar::MatchedVar, hit.value.clone());
+            self.data.set(super::vars::Scalar::MatchedVarName, hit.name.clone());
+            self.data.matched_vars.push((hit.name, hit.value));
+        }
+        for sv in &rule.actions.setvars {
+            self.setvar(sv);
+        }
+    }
+
+    /// The values of `rule`'s targets on which its operator matches.
+    fn match_rule(&self, rule: &Rule, starter: &Rule) -> Vec<Hit> {
+        let Some(op) = &rule.operator else {
+            return vec![Hit { name: Vec::new(), value: Vec::new(), captures: None }];
+        };
+        let expanded = op.has_macros().then(|| super::macros::Macro::parse(op.argument()).expand(&self.data).into_owned());
+        let runtime: Vec<&Exclusion> = self
+            .removed_targets
+            .iter()
+            .filter(|(scope, _)| match scope {
+                TargetRemoval::Ids(ids) => ids.iter().any(|r| r.contains(starter.id())),
+                TargetRemoval::Tag(re) => starter.actions.tags.iter().any(|t| re.is_match(t.as_bytes())),
+            })
+            .map(|(_, e)| e)
+            .collect();
+        let exclusions: Vec<&Exclusion> = rule.exclusions.iter().chain(runtime).collect();
+        let excluded = |var: Var, key: &[u8]| Data::excluded_by(&exclusions, var, key);
+        let mut values = Vec::new();
+        for target in &rule.targets {
+            self.data.collect(target, &excluded, &mut values);
+        }
+        let mut hits = Vec::new();
+        for v in values {
+            self.match_value(rule, op, expanded.as_deref(), v, &mut hits);
+        }
+        hits
+    }
+
+    fn match_value(&self, rule: &Rule, op: &crate::operator::Operator, expanded: Option<&[u8]>, v: Value<'_>, hits: &mut Vec<Hit>) {
+        let test = |value: &[u8], hits: &mut Vec<Hit>| {
+            let mut caps = (rule.actions.capture && !rule.negated).then(Captures::default);
+            if op.matches(value, expanded, caps.as_mut()) != rule.negated {
+                hits.push(Hit { name: v.full_name(), value: value.to_vec(), captures: caps });
+                true
+            } else {
+                false
+            }
+        };
+        let mut current: Cow<'_, [u8]> = Cow::Borrowed(&v.value);
+        if rule.actions.multi_match {
+            let mut last_tested = current.to_vec();
+            test(&current, hits);
+            for t in &rule.transforms {
+                current = Cow::Owned(t.apply(&current).into_owned());
+                if *current != *last_tested {
+                    test(&current, hits);
+                    last_tested = current.to_vec();
+                }
+            }
+            return;
+        }
+        for t in &rule.transforms {
+            if let Cow::Owned(o) = t.apply(&current) {
+                current = Cow::Owned(o);
+            }
+        }
+        test(&current, hits);
+    }
+
+    fn setvar(&mut self, sv: &SetVar) {
+        let name = sv.name.expand_string(&self.data).to_ascii_lowercase();
+        match &sv.op {
+            SetOp::Delete => {
+                self.data.tx.remove(&name);
+            }
+            SetOp::Set(v) => {
+                let value = v.expand(&self.data).into_owned();
+                self.data.tx.insert(name, value);
+            }
+            SetOp::Add(v) | SetOp::Sub(v) => {
+                let delta = atoi(&v.expand(&self.data));
+                let delta = if matches!(sv.op, SetOp::Sub(_)) { -delta } else { delta };
+                let current = self.data.tx.get(&name).map(|c| atoi(c)).unwrap_or(0);
+                self.data.tx.insert(name, current.saturating_add(delta).to_string().into_bytes());
+            }
+        }
+    }
+
+    fn ctl(&mut self, ctl: &Ctl) {
+        match ctl {
+            Ctl::RuleEngine(m) => self.mode = *m,
+            Ctl::RemoveById(ids) => self.removed_ids.extend(ids.iter().copied()),
+            Ctl::RemoveByTag(re) => self.removed_tags.push(Arc::clone(re)),
+            Ctl::RemoveTargetById(ids, spec) => {
+                if let Ok(e) = super::vars::compile_exclusion(spec) {
+                    self.removed_targets.push((TargetRemoval::Ids(ids.clone()), e));
+                }
+            }
+            Ctl::RemoveTargetByTag(re, spec) => {
+                if let Ok(e) = super::vars::compile_exclusion(spec) {
+                    self.removed_targets.push((TargetRemoval::Tag(Arc::clone(re)), e));
+                }
+            }
+            Ctl::RequestBodyProcessor(p) => {
+                self.body_processor = Some(*p);
+                self.data.set(super::vars::Scalar::ReqbodyProcessor, p.name());
+            }
+            Ctl::RequestBodyAccess(on) => self.body_access = *on,
+            Ctl::ForceRequestBodyVariable(on) => self.force_body_variable = *on,
+            Ctl::Ignored => {}
+        }
+    }
+
+    /// Records a full match of `rule` with its expanded message and log data.
+    fn record_match(&mut self, rule: &Rule) {
+        let msg = rule.actions.msg.as_ref().map(|m| m.expand_string(&self.data)).unwrap_or_default();
+        let data = rule.actions.logdata.as_ref().map(|m| m.expand_string(&self.data)).unwrap_or_default();
+        let matched_var_name = self.data.get(super::vars::Scalar::MatchedVarName).map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+        let matched_value = self.data.get(super::vars::Scalar::MatchedVar).map(<[u8]>::to_vec).unwrap_or_default();
+        self.matches.push(RuleMatch {
+            id: rule.id(),
+            phase: rule.phase,
+            logged: rule.log,
+            msg,
+            data,
+            severity: rule.actions.severity,
+            tags: rule.actions.tags.clone(),
+            matched_var_name,
+            matched_value,
+            disruptive: matches!(rule.disruptive, Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect(_)),
+        });
+    }
+}
+
+/// The entry index after skipping `n` rules from `i` (markers do not count).
+fn skip_rules(entries: &[Entry], mut i: usize, mut n: u32) -> usize {
+    while i < entries.len() && n > 0 {
+        if matches!(entries[i], Entry::Rule(_)) {
+            n -= 1;
+        }
+        i += 1;
+    }
+    i
+}

@@ -1,0 +1,215 @@
+//! A transaction's variables and how targets select from them.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use super::macros::{MacroSource, MacroVar};
+use super::vars::{Coll, Exclusion, KeySel, Scalar, Target, Var};
+use crate::body::{Arg, XmlDoc};
+
+/// A file part of a multipart body, as the FILES collections see it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FileVar {
+    pub(crate) name: Vec<u8>,
+    pub(crate) filename: Vec<u8>,
+    pub(crate) size: usize,
+}
+
+/// Everything rules can read about one transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Data {
+    pub(crate) scalars: Vec<Option<Vec<u8>>>,
+    pub(crate) args_get: Vec<Arg>,
+    pub(crate) args_post: Vec<Arg>,
+    pub(crate) request_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) cookies: Vec<Arg>,
+    pub(crate) response_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// TX, keyed by lower-cased name.
+    pub(crate) tx: BTreeMap<String, Vec<u8>>,
+    pub(crate) files: Vec<FileVar>,
+    pub(crate) part_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) xml: Option<XmlDoc>,
+    /// MATCHED_VARS of the rule being evaluated: (full name, value).
+    pub(crate) matched_vars: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The id of the rule being evaluated, for `%{rule.id}`.
+    pub(crate) rule_id: u32,
+}
+
+/// One value a target produced: its display name parts and the value.
+pub(crate) struct Value<'a> {
+    pub(crate) var: &'static str,
+    pub(crate) key: Option<Cow<'a, [u8]>>,
+    pub(crate) value: Cow<'a, [u8]>,
+}
+
+impl Value<'_> {
+    /// The name as MATCHED_VAR_NAME shows it: `ARGS:id`, `REQUEST_URI`.
+    pub(crate) fn full_name(&self) -> Vec<u8> {
+        let mut n = self.var.as_bytes().to_vec();
+        if let Some(k) = &self.key {
+            n.push(b':');
+            n.extend_from_slice(k);
+        }
+        n
+    }
+}
+
+impl Data {
+    pub(crate) fn new() -> Data {
+        Data { scalars: vec![None; Scalar::ALL.len()], ..Data::default() }
+    }
+
+    pub(crate) fn set(&mut self, s: Scalar, value: impl Into<Vec<u8>>) {
+        self.scalars[s as usize] = Some(value.into());
+    }
+
+    pub(crate) fn get(&self, s: Scalar) -> Option<&[u8]> {
+        self.scalars[s as usize].as_deref()
+    }
+
+    /// Appends the values `target` selects, minus `excluded` members, to `out`.
+    pub(crate) fn collect<'a>(&'a self, target: &Target, excluded: &dyn Fn(Var, &[u8]) -> bool, out: &mut Vec<Value<'a>>) {
+        let start = out.len();
+        match target.var {
+            Var::Scalar(s) => {
+                let v = self.get(s).unwrap_or_default();
+                out.push(Value { var: s.name(), key: None, value: Cow::Borrowed(v) });
+            }
+            Var::Coll(c) => self.collect_coll(c, target, excluded, out),
+        }
+        if target.count {
+            let n = out.len() - start;
+            out.truncate(start);
+            let n = if let Var::Scalar(s) = target.var { usize::from(self.get(s).is_some_and(|v| !v.is_empty())).min(n) } else { n };
+            out.push(Value { var: target.var.name(), key: None, value: Cow::Owned(n.to_string().into_bytes()) });
+        }
+    }
+
+    fn collect_coll<'a>(&'a self, c: Coll, target: &Target, excluded: &dyn Fn(Var, &[u8]) -> bool, out: &mut Vec<Value<'a>>) {
+        let var = Var::Coll(c);
+        let name = c.name();
+        let mut push = |key: &'a [u8], value: Cow<'a, [u8]>| {
+            if target.key.as_ref().is_none_or(|k| k.selects(key)) && !excluded(var, key) {
+                out.push(Value { var: name, key: Some(Cow::Borrowed(key)), value });
+            }
+        };
+        let args_get = self.args_get.iter();
+        let args_post = self.args_post.iter();
+        match c {
+            Coll::Args => args_get.chain(args_post).for_each(|a| push(&a.name, Cow::Borrowed(&a.value))),
+            Coll::ArgsNames => args_get.chain(args_post).for_each(|a| push(&a.name, Cow::Borrowed(&a.name))),
+            Coll::ArgsGet => args_get.for_each(|a| push(&a.name, Cow::Borrowed(&a.value))),
+            Coll::ArgsGetNames => args_get.for_each(|a| push(&a.name, Cow::Borrowed(&a.name))),
+            Coll::ArgsPost => args_post.for_each(|a| push(&a.name, Cow::Borrowed(&a.value))),
+            Coll::ArgsPostNames => args_post.for_each(|a| push(&a.name, Cow::Borrowed(&a.name))),
+            Coll::RequestHeaders => self.request_headers.iter().for_each(|(k, v)| push(k, Cow::Borrowed(v))),
+            Coll::RequestHeadersNames => self.request_headers.iter().for_each(|(k, _)| push(k, Cow::Borrowed(k))),
+            Coll::RequestCookies => self.cookies.iter().for_each(|a| push(&a.name, Cow::Borrowed(&a.value))),
+            Coll::RequestCookiesNames => self.cookies.iter().for_each(|a| push(&a.name, Cow::Borrowed(&a.name))),
+            Coll::ResponseHeaders => self.response_headers.iter().for_each(|(k, v)| push(k, Cow::Borrowed(v))),
+            Coll::ResponseHeadersNames => self.response_headers.iter().for_each(|(k, _)| push(k, Cow::Borrowed(k))),
+            Coll::Tx => self.tx.iter().for_each(|(k, v)| push(k.as_bytes(), Cow::Borrowed(v))),
+            Coll::Files => self.files.iter().for_each(|f| push(&f.name, Cow::Borrowed(&f.filename))),
+            Coll::FilesNames => self.files.iter().for_each(|f| push(&f.name, Cow::Borrowed(&f.name))),
+            Coll::FilesSizes => self.files.iter().for_each(|f| push(&f.name, Cow::Owned(f.size.to_string().into_bytes()))),
+            Coll::MultipartPartHeaders => self.part_headers.iter().for_each(|(k, v)| push(k, Cow::Borrowed(v))),
+            Coll::MatchedVars => self.matched_vars.iter().for_each(|(k, v)| push(k, Cow::Borrowed(v))),
+            Coll::MatchedVarsNames => self.matched_vars.iter().for_each(|(k, _)| push(k, Cow::Borrowed(k))),
+            Coll::Xml => self.collect_xml(target, out),
+            // Persistent collections, environment and geo data are not kept by Bulkhead.
+            Coll::FilesTmpNames | Coll::Env | Coll::Geo | Coll::Ip | Coll::Session | Coll::Global | Coll::Rule => {}
+        }
+    }
+
+    fn collect_xml<'a>(&'a self, target: &Target, out: &mut Vec<Value<'a>>) {
+        let (Some(doc), Some(xpath)) = (&self.xml, &target.xpath) else {
+            return;
+        };
+        if let Ok(values) = doc.select(xpath) {
+            for v in values {
+                out.push(Value { var: "XML", key: Some(Cow::Owned(xpath.as_bytes().to_vec())), value: Cow::Owned(v) });
+            }
+        }
+    }
+
+    /// The first value of `var` (member `key`), for macros.
+    fn first(&self, var: Var, key: Option<&str>) -> Option<Vec<u8>> {
+        let target = Target {
+            var,
+            key: key.map(|k| KeySel::Name(k.as_bytes().to_vec())),
+            xpath: None,
+            count: false,
+        };
+        let mut out = Vec::new();
+        self.collect(&target, &|_, _| false, &mut out);
+        out.into_iter().next().map(|v| v.value.into_owned())
+    }
+
+    /// Whether `excl` removes member `key` of `var`.
+    pub(crate) fn excluded_by(exclusions: &[&Exclusion], var: Var, key: &[u8]) -> bool {
+        exclusions.iter().any(|e| e.excludes(var, key))
+    }
+}
+
+impl MacroSource for Data {
+    fn write_var(&self, v: &MacroVar, out: &mut Vec<u8>) {
+        if v.name == "TX" {
+            if let Some(val) = v.key.as_deref().and_then(|k| self.tx.get(k)) {
+                out.extend_from_slice(val);
+            }
+            return;
+        }
+        if v.name == "RULE" {
+            if v.key.as_deref() == Some("id") {
+                out.extend_from_slice(self.rule_id.to_string().as_bytes());
+            }
+            return;
+        }
+        let Some(var) = Var::from_name(&v.name) else {
+            return;
+        };
+        let key = match var {
+            Var::Coll(_) => v.key.as_deref(),
+            Var::Scalar(_) => None,
+        };
+        if let Some(val) = self.first(var, key) {
+            out.extend_from_slice(&val);
+        }
+    }
+}
+
+/// libmodsecurity's number parsing for setvar arithmetic and comparisons: leading
+/// whitespace, an optional sign and digits; anything else ends the number (0 if none).
+pub(crate) fn atoi(bytes: &[u8]) -> i64 {
+    let s = bytes.iter().skip_while(|b| b.is_ascii_whitespace()).copied().collect::<Vec<u8>>();
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, &s[..]),
+    };
+    let mut n: i64 = 0;
+    for d in digits.iter().take_while(|d| d.is_ascii_digit()) {
+        n = n.saturating_mul(10).saturating_add(i64::from(d - b'0'));
+    }
+    if neg { -n } else { n }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atoi_like_c() {
+        assert_eq!(atoi(b"  42abc"), 42);
+        assert_eq!(atoi(b"-7"), -7);
+        assert_eq!(atoi(b""), 0);
+        assert_eq!(atoi(b"x1"), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn atoi_agrees_with_parse(n in -1_000_000_000i64..1_000_000_000) {
+            proptest::prop_assert_eq!(atoi(n.to_string().as_bytes()), n);
+        }
+    }
+}
