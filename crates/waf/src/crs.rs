@@ -23,3 +23,17 @@ pub const VERSION: &str = "OWASP_CRS/4.25.1";
 /// level 4, the CI's limits, body processors by Content-Type), for `bulkhead waf test`
 /// and the conformance runner. Load it before the rules.
 pub const TEST_CONFIG: &str = include_str!("crs_test.conf");
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn embedded_crs_compiles_with_its_data_files() {
+        let rules = crate::RuleSet::builder()
+            .text("<setup>", "SecAction \"id:900990,phase:1,pass,nolog,setvar:tx.crs_setup_version=4251\"", std::path::Path::new("."))
+            .and_then(|b| b.embedded_crs())
+            .and_then(|b| b.build())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(rules.rule_count() > 600, "{} rules", rules.rule_count());
+        assert!(super::data_file("restricted-files.data").is_some());
+    }
+}

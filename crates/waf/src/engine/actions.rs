@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use regex::bytes::RegexBuilder;
-
 use super::macros::Macro;
-use super::rule::{Actions, AllowScope, BodyProcessor, Ctl, Disruptive, EngineMode, SetOp, SetVar};
+use super::rule::{Actions, AllowScope, BodyProcessor, Ctl, Disruptive, EngineMode, SetOp, SetVar, TagRules};
+use super::vars::{Exclusion, compile_exclusion};
 use crate::parse::ast::{IdRange, RawAction, VarKey, VarSpec};
 use crate::transform::Transform;
 
@@ -32,7 +31,11 @@ fn apply(a: &mut Actions, action: &RawAction) -> Result<(), String> {
         "msg" => a.msg = Some(Macro::parse(value(action)?)),
         "logdata" => a.logdata = Some(Macro::parse(value(action)?)),
         "severity" => a.severity = Some(parse_severity(value(action)?)?),
-        "tag" => a.tags.push(value(action)?.to_string()),
+        "tag" => {
+            let mut tags = a.tags.to_vec();
+            tags.push(value(action)?.to_string());
+            a.tags = tags.into();
+        }
         "log" => a.log = Some(true),
         "nolog" => a.log = Some(false),
         "capture" => a.capture = true,
@@ -167,14 +170,14 @@ fn parse_ctl(v: &str) -> Result<Ctl, String> {
     Ok(match name.trim().to_ascii_lowercase().as_str() {
         "ruleengine" => Ctl::RuleEngine(EngineMode::parse(arg).ok_or_else(|| format!("expected On, Off or DetectionOnly, got {arg:?}"))?),
         "ruleremovebyid" => Ctl::RemoveById(parse_id_list(arg)?),
-        "ruleremovebytag" => Ctl::RemoveByTag(tag_regex(arg)?),
+        "ruleremovebytag" => Ctl::RemoveByTag(TagRules::new(arg)),
         "ruleremovetargetbyid" => {
             let (ids, target) = arg.split_once(';').ok_or_else(|| format!("expected ID;VARIABLE, got {arg:?}"))?;
-            Ctl::RemoveTargetById(parse_id_list(ids)?, parse_var_spec(target)?)
+            Ctl::RemoveTargetById(parse_id_list(ids)?, exclusion(target)?)
         }
         "ruleremovetargetbytag" => {
             let (tag, target) = arg.split_once(';').ok_or_else(|| format!("expected TAG;VARIABLE, got {arg:?}"))?;
-            Ctl::RemoveTargetByTag(tag_regex(tag)?, parse_var_spec(target)?)
+            Ctl::RemoveTargetByTag(TagRules::new(tag), exclusion(target)?)
         }
         "requestbodyprocessor" => Ctl::RequestBodyProcessor(
             BodyProcessor::parse(arg).ok_or_else(|| format!("expected URLENCODED, MULTIPART, JSON or XML, got {arg:?}"))?,
@@ -186,11 +189,8 @@ fn parse_ctl(v: &str) -> Result<Ctl, String> {
     })
 }
 
-fn tag_regex(tag: &str) -> Result<Arc<regex::bytes::Regex>, String> {
-    RegexBuilder::new(tag.trim())
-        .build()
-        .map(Arc::new)
-        .map_err(|e| format!("invalid tag expression {tag:?}: {e}"))
+fn exclusion(target: &str) -> Result<Arc<Exclusion>, String> {
+    compile_exclusion(&parse_var_spec(target)?).map(Arc::new)
 }
 
 /// Parses `942100`, `942100-942200` and space- or comma-separated lists of them.
@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(a.disruptive, Some(Disruptive::Block));
         assert_eq!(a.transforms.len(), 2);
         assert_eq!(a.setvars.len(), 1, "IP collection ignored");
-        assert!(matches!(&a.ctls[0], Ctl::RemoveTargetById(ids, v) if ids[0].first == 942100 && v.name == "ARGS"));
+        assert!(matches!(&a.ctls[0], Ctl::RemoveTargetById(ids, _) if ids[0].first == 942100));
     }
 
     #[test]

@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use regex::Regex;
 
 use super::actions::compile_actions;
-use super::rule::{Actions, Disruptive, EngineMode, Entry, Rule};
+use super::rule::{Actions, Ctl, Disruptive, EngineMode, Entry, Rule, TagRules};
 use super::settings::Settings;
 use super::vars::{compile_exclusion, compile_target};
 use crate::error::WafError;
@@ -142,7 +143,12 @@ impl Compiler {
                 return Err(format!("rule id {} is already used at {first}", actions.id));
             }
         }
-        let rule = build_rule(at, decl, actions, phase, self.defaults[phase as usize].as_ref())?;
+        let index = match &self.open_chain {
+            Some((parent, _)) => *parent,
+            None => self.rules.len(),
+        };
+        let mut rule = build_rule(decl, actions, phase, self.defaults[phase as usize].as_ref(), &at.file)?;
+        rule.index = index;
         let chains = rule.actions.chain;
         match self.open_chain.take() {
             Some((parent, start)) => {
@@ -185,7 +191,7 @@ impl Compiler {
         if new.severity.is_some() {
             rule.actions.severity = new.severity;
         }
-        rule.actions.tags.extend(new.tags);
+        rule.actions.tags = rule.actions.tags.iter().chain(new.tags.iter()).cloned().collect();
         rule.actions.setvars.extend(new.setvars);
         Ok(())
     }
@@ -198,6 +204,7 @@ impl Compiler {
         for list in &mut self.phases {
             list.retain(|e| !matches!(e, Entry::Rule(i) if removed[*i]));
         }
+        resolve_tags(&mut self.rules);
         let markers = std::array::from_fn(|p| {
             self.phases[p]
                 .iter()
@@ -252,7 +259,7 @@ fn regex(text: &str) -> Result<Regex, String> {
     Regex::new(text).map_err(|e| format!("invalid regular expression {text:?}: {e}"))
 }
 
-fn build_rule(at: &Location, decl: &RuleDecl, actions: Actions, phase: u8, defaults: Option<&Actions>) -> Result<Rule, String> {
+fn build_rule(decl: &RuleDecl, actions: Actions, phase: u8, defaults: Option<&Actions>, file: &str) -> Result<Rule, String> {
     let mut targets = Vec::new();
     let mut exclusions = Vec::new();
     for spec in &decl.variables {
@@ -262,9 +269,9 @@ fn build_rule(at: &Location, decl: &RuleDecl, actions: Actions, phase: u8, defau
             targets.push(compile_target(spec)?);
         }
     }
-    let base_dir = Path::new(&*at.file).parent().unwrap_or(Path::new("."));
+    let base_dir = Path::new(file).parent().unwrap_or(Path::new("."));
     let op = &decl.operator;
-    let operator = Operator::compile(&op.name, &op.argument, &OpContext { base_dir }).map_err(|e| format!("@{}: {e}", op.name))?;
+    let operator = Operator::compile(&op.name, &op.argument, &OpContext { base_dir }).map_err(|e| e.to_string())?;
     let mut transforms = Vec::new();
     let default_ts = defaults.map(|d| d.transforms.as_slice()).unwrap_or_default();
     for t in default_ts.iter().chain(&actions.transforms) {
@@ -280,7 +287,10 @@ fn build_rule(at: &Location, decl: &RuleDecl, actions: Actions, phase: u8, defau
         Some(d) => d,
     };
     let is_action = decl.variables.is_empty();
+    let argument = operator.has_macros().then(|| super::macros::Macro::parse(operator.argument()));
     Ok(Rule {
+        index: 0,
+        argument,
         phase,
         targets,
         exclusions,
@@ -292,4 +302,24 @@ fn build_rule(at: &Location, decl: &RuleDecl, actions: Actions, phase: u8, defau
         disruptive,
         chained: None,
     })
+}
+
+/// Resolves every `ctl` tag selection to the rules carrying the tag.
+fn resolve_tags(rules: &mut [Rule]) {
+    let tags: Vec<Arc<[String]>> = rules.iter().map(|r| Arc::clone(&r.actions.tags)).collect();
+    let select = |t: &mut TagRules| {
+        t.rules = Arc::new(tags.iter().map(|rt| rt.contains(&t.tag)).collect());
+    };
+    for rule in rules.iter_mut() {
+        let mut link = Some(rule);
+        while let Some(r) = link {
+            for ctl in &mut r.actions.ctls {
+                match ctl {
+                    Ctl::RemoveByTag(t) | Ctl::RemoveTargetByTag(t, _) => select(t),
+                    _ => {}
+                }
+            }
+            link = r.chained.as_deref_mut();
+        }
+    }
 }

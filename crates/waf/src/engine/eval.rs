@@ -4,9 +4,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::rule::{AllowScope, Ctl, Disruptive, EngineMode, Entry, Rule, SetOp, SetVar};
-use super::state::{Data, Value, atoi};
+use super::state::{Value, atoi};
 use super::tx::{Intervention, RuleMatch, TargetRemoval, Transaction};
-use super::vars::{Exclusion, Var};
+use super::vars::Var;
 use crate::operator::Captures;
 
 /// One value on which a rule's operator matched.
@@ -62,7 +62,7 @@ impl Transaction {
     fn removed(&self, rule: &Rule) -> bool {
         let id = rule.id();
         self.removed_ids.iter().any(|r| r.contains(id))
-            || self.removed_tags.iter().any(|re| rule.actions.tags.iter().any(|t| re.is_match(t.as_bytes())))
+            || self.removed_tags.iter().any(|t| t.contains(rule.index))
     }
 
     /// Carries out the rule's disruptive action when the engine enforces; true stops the phase.
@@ -113,11 +113,11 @@ impl Transaction {
 
     fn apply_hit(&mut self, rule: &Rule, hit: Hit) {
         if let Some(caps) = hit.captures {
+            // A group that took no part leaves its TX slot as it was, as in libmodsecurity.
             for (i, g) in caps.groups.iter().enumerate().take(10) {
-                match g {
-                    Some(v) => self.data.tx.insert(i.to_string(), v.clone()),
-                    None => self.data.tx.remove(&i.to_string()),
-                };
+                if let Some(v) = g {
+                    self.data.tx.insert(i.to_string(), v.clone());
+                }
             }
         }
         if !hit.name.is_empty() {
@@ -135,25 +135,21 @@ impl Transaction {
         let Some(op) = &rule.operator else {
             return vec![Hit { name: Vec::new(), value: Vec::new(), captures: None }];
         };
-        let expanded = op.has_macros().then(|| super::macros::Macro::parse(op.argument()).expand(&self.data).into_owned());
-        let runtime: Vec<&Exclusion> = self
-            .removed_targets
-            .iter()
-            .filter(|(scope, _)| match scope {
-                TargetRemoval::Ids(ids) => ids.iter().any(|r| r.contains(starter.id())),
-                TargetRemoval::Tag(re) => starter.actions.tags.iter().any(|t| re.is_match(t.as_bytes())),
-            })
-            .map(|(_, e)| e)
-            .collect();
-        let exclusions: Vec<&Exclusion> = rule.exclusions.iter().chain(runtime).collect();
-        let excluded = |var: Var, key: &[u8]| Data::excluded_by(&exclusions, var, key);
-        let mut values = Vec::new();
-        for target in &rule.targets {
-            self.data.collect(target, &excluded, &mut values);
-        }
+        let expanded = rule.argument.as_ref().map(|m| m.expand(&self.data).into_owned());
+        let removed = &self.removed_targets;
+        let excluded = |var: Var, key: &[u8]| {
+            rule.exclusions.iter().any(|e| e.excludes(var, key))
+                || removed.iter().any(|(scope, e)| {
+                    let applies = match scope {
+                        TargetRemoval::Ids(ids) => ids.iter().any(|r| r.contains(starter.id())),
+                        TargetRemoval::Tag(tags) => tags.contains(starter.index),
+                    };
+                    applies && e.excludes(var, key)
+                })
+        };
         let mut hits = Vec::new();
-        for v in values {
-            self.match_value(rule, op, expanded.as_deref(), v, &mut hits);
+        for target in &rule.targets {
+            self.data.visit(target, &excluded, &mut |v| self.match_value(rule, op, expanded.as_deref(), v, &mut hits));
         }
         hits
     }
@@ -212,17 +208,9 @@ impl Transaction {
         match ctl {
             Ctl::RuleEngine(m) => self.mode = *m,
             Ctl::RemoveById(ids) => self.removed_ids.extend(ids.iter().copied()),
-            Ctl::RemoveByTag(re) => self.removed_tags.push(Arc::clone(re)),
-            Ctl::RemoveTargetById(ids, spec) => {
-                if let Ok(e) = super::vars::compile_exclusion(spec) {
-                    self.removed_targets.push((TargetRemoval::Ids(ids.clone()), e));
-                }
-            }
-            Ctl::RemoveTargetByTag(re, spec) => {
-                if let Ok(e) = super::vars::compile_exclusion(spec) {
-                    self.removed_targets.push((TargetRemoval::Tag(Arc::clone(re)), e));
-                }
-            }
+            Ctl::RemoveByTag(tags) => self.removed_tags.push(tags.clone()),
+            Ctl::RemoveTargetById(ids, e) => self.removed_targets.push((TargetRemoval::Ids(ids.clone()), Arc::clone(e))),
+            Ctl::RemoveTargetByTag(tags, e) => self.removed_targets.push((TargetRemoval::Tag(tags.clone()), Arc::clone(e))),
             Ctl::RequestBodyProcessor(p) => {
                 self.body_processor = Some(*p);
                 self.data.set(super::vars::Scalar::ReqbodyProcessor, p.name());
@@ -235,8 +223,13 @@ impl Transaction {
 
     /// Records a full match of `rule` with its expanded message and log data.
     fn record_match(&mut self, rule: &Rule) {
-        let msg = rule.actions.msg.as_ref().map(|m| m.expand_string(&self.data)).unwrap_or_default();
-        let data = rule.actions.logdata.as_ref().map(|m| m.expand_string(&self.data)).unwrap_or_default();
+        // Messages are expanded only for logged rules: the nolog bookkeeping rules match on
+        // every request and nobody reads their text.
+        let expand = |m: &Option<super::macros::Macro>| match m {
+            Some(m) if rule.log => m.expand_string(&self.data),
+            _ => String::new(),
+        };
+        let (msg, data) = (expand(&rule.actions.msg), expand(&rule.actions.logdata));
         let matched_var_name = self.data.get(super::vars::Scalar::MatchedVarName).map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
         let matched_value = self.data.get(super::vars::Scalar::MatchedVar).map(<[u8]>::to_vec).unwrap_or_default();
         self.matches.push(RuleMatch {
@@ -246,7 +239,7 @@ impl Transaction {
             msg,
             data,
             severity: rule.actions.severity,
-            tags: rule.actions.tags.clone(),
+            tags: Arc::clone(&rule.actions.tags),
             matched_var_name,
             matched_value,
             disruptive: matches!(rule.disruptive, Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect(_)),

@@ -20,23 +20,30 @@ pub(crate) fn process(tx: &mut Transaction) {
     if tx.request_body_truncated {
         tx.data.set(Scalar::InboundDataError, "1");
     }
-    if !body.is_empty() {
-        match tx.body_processor {
-            Some(BodyProcessor::UrlEncoded) => {
-                let args = body::parse_urlencoded(&body, sep);
-                push_args(tx, args, limit);
+    match tx.body_processor {
+        Some(BodyProcessor::UrlEncoded) if !body.is_empty() => {
+            let parsed = body::parse_urlencoded_checked(&body, sep);
+            if parsed.invalid_encoding {
+                tx.data.set(Scalar::UrlencodedError, "1");
             }
-            Some(BodyProcessor::Json) => match body::parse_json(&body, depth) {
-                Ok(args) => push_args(tx, args, limit),
-                Err(e) => body_error(tx, &format!("JSON parsing error: {e}")),
-            },
-            Some(BodyProcessor::Xml) => match body::parse_xml(&body) {
-                Ok(doc) => tx.data.xml = Some(doc),
-                Err(e) => body_error(tx, &format!("XML parsing error: {e}")),
-            },
-            Some(BodyProcessor::Multipart) => multipart(tx, &body, limit),
-            None => {}
+            push_args(tx, parsed.args, limit);
         }
+        Some(BodyProcessor::Json) if !body.is_empty() => {
+            // JSON arguments join ARGS only, not ARGS_POST, as in libmodsecurity.
+            let room = limit.saturating_sub(tx.data.args_get.len() + tx.data.args_post.len());
+            let parsed = body::parse_json_limited(&body, depth, room);
+            tx.data.args_other.extend(parsed.args);
+            if let Some(e) = parsed.error {
+                body_error(tx, &e);
+            }
+        }
+        Some(BodyProcessor::Xml) => match body::parse_xml(&body) {
+            Ok(doc) => tx.data.xml = Some(doc),
+            Err(e) => body_error(tx, &e),
+        },
+        // Multipart runs on empty bodies too, so that its flags are set.
+        Some(BodyProcessor::Multipart) => multipart(tx, &body),
+        _ => {}
     }
     let d = &mut tx.data;
     d.set(Scalar::RequestBodyLength, body.len().to_string());
@@ -44,6 +51,7 @@ pub(crate) fn process(tx: &mut Transaction) {
     super::uri::update_combined_size(d);
 }
 
+/// Adds form arguments, dropping those past SecArgumentsLimit as libmodsecurity does.
 fn push_args(tx: &mut Transaction, args: Vec<body::Arg>, limit: usize) {
     let room = limit.saturating_sub(tx.data.args_get.len() + tx.data.args_post.len());
     tx.data.args_post.extend(args.into_iter().take(room));
@@ -57,7 +65,7 @@ fn body_error(tx: &mut Transaction, msg: &str) {
     d.set(Scalar::ReqbodyProcessorErrorMsg, msg.as_bytes().to_vec());
 }
 
-fn multipart(tx: &mut Transaction, raw: &[u8], limit: usize) {
+fn multipart(tx: &mut Transaction, raw: &[u8]) {
     let content_type = tx
         .data
         .request_headers
@@ -76,24 +84,25 @@ fn multipart(tx: &mut Transaction, raw: &[u8], limit: usize) {
         (Scalar::MultipartDataAfter, f.data_after),
         (Scalar::MultipartHeaderFolding, f.header_folding),
         (Scalar::MultipartLfLine, f.lf_line),
-        (Scalar::MultipartCrlfLfLines, f.crlf_line && f.lf_line),
+        (Scalar::MultipartCrlfLfLines, f.crlf_lf_lines()),
         (Scalar::MultipartMissingSemicolon, f.missing_semicolon),
         (Scalar::MultipartInvalidQuoting, f.invalid_quoting),
         (Scalar::MultipartInvalidPart, f.invalid_part),
         (Scalar::MultipartInvalidHeaderFolding, f.invalid_header_folding),
         (Scalar::MultipartFileLimitExceeded, f.file_limit_exceeded),
-        (Scalar::MultipartUnmatchedBoundary, f.unmatched_boundary),
-        (Scalar::MultipartStrictError, f.strict_error() || m.error.is_some()),
+        (Scalar::MultipartStrictError, f.strict_error()),
     ] {
         d.set(s, flag(v));
     }
+    d.set(Scalar::MultipartUnmatchedBoundary, f.unmatched_boundary_value.to_string());
     d.files = m.files.iter().map(|p| FileVar { name: p.name.clone(), filename: p.filename.clone(), size: p.size }).collect();
     let combined: usize = m.files.iter().map(|p| p.size).sum();
     d.set(Scalar::FilesCombinedSize, combined.to_string());
     d.part_headers = m.part_headers.clone();
     let error = m.error.clone();
-    push_args(tx, m.args, limit);
+    // Multipart form fields are not subject to SecArgumentsLimit in libmodsecurity.
+    tx.data.args_post.extend(m.args);
     if let Some(e) = error {
-        body_error(tx, &format!("Multipart parsing error: {e}"));
+        body_error(tx, &e);
     }
 }

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use regex::bytes::Regex;
-
 use super::macros::Macro;
 use super::vars::{Exclusion, Target};
 use crate::operator::Operator;
-use crate::parse::ast::{IdRange, VarSpec};
+use crate::parse::ast::IdRange;
 use crate::transform::Transform;
 
 /// SecRuleEngine: whether rules run and whether disruptive actions are enforced.
@@ -126,12 +124,12 @@ pub(crate) enum Ctl {
     RuleEngine(EngineMode),
     /// `ctl:ruleRemoveById=…`.
     RemoveById(Vec<IdRange>),
-    /// `ctl:ruleRemoveByTag=…` (a regular expression, as libmodsecurity applies it).
-    RemoveByTag(Arc<Regex>),
+    /// `ctl:ruleRemoveByTag=…`.
+    RemoveByTag(TagRules),
     /// `ctl:ruleRemoveTargetById=ID;TARGET`.
-    RemoveTargetById(Vec<IdRange>, VarSpec),
+    RemoveTargetById(Vec<IdRange>, Arc<Exclusion>),
     /// `ctl:ruleRemoveTargetByTag=TAG;TARGET`.
-    RemoveTargetByTag(Arc<Regex>, VarSpec),
+    RemoveTargetByTag(TagRules, Arc<Exclusion>),
     /// `ctl:requestBodyProcessor=…`.
     RequestBodyProcessor(BodyProcessor),
     /// `ctl:requestBodyAccess=on|off`.
@@ -140,6 +138,28 @@ pub(crate) enum Ctl {
     ForceRequestBodyVariable(bool),
     /// A ctl that only concerns auditing (`auditEngine`, `auditLogParts`): no effect here.
     Ignored,
+}
+
+/// The rules carrying a tag (compared exactly, as libmodsecurity's ctl does), resolved
+/// once when the rule set is compiled so that transactions never compare tags.
+#[derive(Debug, Clone)]
+pub(crate) struct TagRules {
+    /// The tag as written.
+    pub(crate) tag: String,
+    /// Per rule index: whether the rule carries the tag.
+    pub(crate) rules: Arc<Vec<bool>>,
+}
+
+impl TagRules {
+    /// A selection not resolved yet.
+    pub(crate) fn new(tag: &str) -> TagRules {
+        TagRules { tag: tag.trim().to_string(), rules: Arc::new(Vec::new()) }
+    }
+
+    /// Whether the rule at `index` carries the tag.
+    pub(crate) fn contains(&self, index: usize) -> bool {
+        self.rules.get(index).copied().unwrap_or(false)
+    }
 }
 
 /// The actions of one rule (or one link of a chain), compiled.
@@ -155,8 +175,8 @@ pub(crate) struct Actions {
     pub(crate) logdata: Option<Macro>,
     /// `severity` as a number (0 emergency … 7 debug).
     pub(crate) severity: Option<u8>,
-    /// `tag`s.
-    pub(crate) tags: Vec<String>,
+    /// `tag`s (shared with the matches that report them).
+    pub(crate) tags: Arc<[String]>,
     /// `log` (Some(true)) or `nolog` (Some(false)).
     pub(crate) log: Option<bool>,
     /// `capture`.
@@ -184,6 +204,8 @@ pub(crate) struct Actions {
 /// One compiled rule, with its chain.
 #[derive(Debug)]
 pub(crate) struct Rule {
+    /// The index of the rule (of the chain's first rule for links) in the rule set.
+    pub(crate) index: usize,
     /// The rule's phase (1–5).
     pub(crate) phase: u8,
     /// The variables to inspect; empty for `SecAction`.
@@ -194,6 +216,8 @@ pub(crate) struct Rule {
     pub(crate) transforms: Vec<Transform>,
     /// The operator; None for `SecAction`.
     pub(crate) operator: Option<Operator>,
+    /// The operator's argument when it holds macros, expanded per evaluation.
+    pub(crate) argument: Option<Macro>,
     /// `!@op`.
     pub(crate) negated: bool,
     /// The actions.

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::macros::{MacroSource, MacroVar};
-use super::vars::{Coll, Exclusion, KeySel, Scalar, Target, Var};
+use super::vars::{Coll, KeySel, Scalar, Target, Var};
 use crate::body::{Arg, XmlDoc};
 
 /// A file part of a multipart body, as the FILES collections see it.
@@ -21,6 +21,8 @@ pub(crate) struct Data {
     pub(crate) scalars: Vec<Option<Vec<u8>>>,
     pub(crate) args_get: Vec<Arg>,
     pub(crate) args_post: Vec<Arg>,
+    /// Arguments in ARGS but neither ARGS_GET nor ARGS_POST (JSON bodies, as libmodsecurity).
+    pub(crate) args_other: Vec<Arg>,
     pub(crate) request_headers: Vec<(Vec<u8>, Vec<u8>)>,
     pub(crate) cookies: Vec<Arg>,
     pub(crate) response_headers: Vec<(Vec<u8>, Vec<u8>)>,
@@ -67,37 +69,48 @@ impl Data {
         self.scalars[s as usize].as_deref()
     }
 
-    /// Appends the values `target` selects, minus `excluded` members, to `out`.
-    pub(crate) fn collect<'a>(&'a self, target: &Target, excluded: &dyn Fn(Var, &[u8]) -> bool, out: &mut Vec<Value<'a>>) {
-        let start = out.len();
-        match target.var {
-            Var::Scalar(s) => {
-                let v = self.get(s).unwrap_or_default();
-                out.push(Value { var: s.name(), key: None, value: Cow::Borrowed(v) });
-            }
-            Var::Coll(c) => self.collect_coll(c, target, excluded, out),
-        }
+    /// Calls `f` with each value `target` selects, minus `excluded` members (or once with
+    /// their number for `&` targets). Visiting instead of collecting keeps the per-rule
+    /// cost free of allocations.
+    pub(crate) fn visit<'a>(&'a self, target: &Target, excluded: &dyn Fn(Var, &[u8]) -> bool, f: &mut dyn FnMut(Value<'a>)) {
         if target.count {
-            let n = out.len() - start;
-            out.truncate(start);
-            let n = if let Var::Scalar(s) = target.var { usize::from(self.get(s).is_some_and(|v| !v.is_empty())).min(n) } else { n };
-            out.push(Value { var: target.var.name(), key: None, value: Cow::Owned(n.to_string().into_bytes()) });
+            let mut n = 0usize;
+            match target.var {
+                Var::Scalar(s) => n = usize::from(self.get(s).is_some_and(|v| !v.is_empty())),
+                Var::Coll(c) => self.visit_coll(c, target, excluded, &mut |_| n += 1),
+            }
+            f(Value { var: target.var.name(), key: None, value: Cow::Owned(n.to_string().into_bytes()) });
+            return;
+        }
+        match target.var {
+            Var::Scalar(s) => f(Value { var: s.name(), key: None, value: Cow::Borrowed(self.get(s).unwrap_or_default()) }),
+            Var::Coll(c) => self.visit_coll(c, target, excluded, f),
         }
     }
 
-    fn collect_coll<'a>(&'a self, c: Coll, target: &Target, excluded: &dyn Fn(Var, &[u8]) -> bool, out: &mut Vec<Value<'a>>) {
+    fn visit_coll<'a>(&'a self, c: Coll, target: &Target, excluded: &dyn Fn(Var, &[u8]) -> bool, f: &mut dyn FnMut(Value<'a>)) {
         let var = Var::Coll(c);
         let name = c.name();
+        // TX keys are stored lower-cased: a named member is one lookup, not a scan.
+        if let (Coll::Tx, Some(KeySel::Name(key))) = (c, &target.key) {
+            if let Some((k, v)) = std::str::from_utf8(key).ok().and_then(|k| self.tx.get_key_value(k))
+                && !excluded(var, k.as_bytes())
+            {
+                f(Value { var: name, key: Some(Cow::Borrowed(k.as_bytes())), value: Cow::Borrowed(v) });
+            }
+            return;
+        }
         let mut push = |key: &'a [u8], value: Cow<'a, [u8]>| {
             if target.key.as_ref().is_none_or(|k| k.selects(key)) && !excluded(var, key) {
-                out.push(Value { var: name, key: Some(Cow::Borrowed(key)), value });
+                f(Value { var: name, key: Some(Cow::Borrowed(key)), value });
             }
         };
         let args_get = self.args_get.iter();
         let args_post = self.args_post.iter();
+        let args = args_get.clone().chain(args_post.clone()).chain(self.args_other.iter());
         match c {
-            Coll::Args => args_get.chain(args_post).for_each(|a| push(&a.name, Cow::Borrowed(&a.value))),
-            Coll::ArgsNames => args_get.chain(args_post).for_each(|a| push(&a.name, Cow::Borrowed(&a.name))),
+            Coll::Args => args.for_each(|a| push(&a.name, Cow::Borrowed(&a.value))),
+            Coll::ArgsNames => args.for_each(|a| push(&a.name, Cow::Borrowed(&a.name))),
             Coll::ArgsGet => args_get.for_each(|a| push(&a.name, Cow::Borrowed(&a.value))),
             Coll::ArgsGetNames => args_get.for_each(|a| push(&a.name, Cow::Borrowed(&a.name))),
             Coll::ArgsPost => args_post.for_each(|a| push(&a.name, Cow::Borrowed(&a.value))),
@@ -115,19 +128,19 @@ impl Data {
             Coll::MultipartPartHeaders => self.part_headers.iter().for_each(|(k, v)| push(k, Cow::Borrowed(v))),
             Coll::MatchedVars => self.matched_vars.iter().for_each(|(k, v)| push(k, Cow::Borrowed(v))),
             Coll::MatchedVarsNames => self.matched_vars.iter().for_each(|(k, _)| push(k, Cow::Borrowed(k))),
-            Coll::Xml => self.collect_xml(target, out),
+            Coll::Xml => self.visit_xml(target, f),
             // Persistent collections, environment and geo data are not kept by Bulkhead.
             Coll::FilesTmpNames | Coll::Env | Coll::Geo | Coll::Ip | Coll::Session | Coll::Global | Coll::Rule => {}
         }
     }
 
-    fn collect_xml<'a>(&'a self, target: &Target, out: &mut Vec<Value<'a>>) {
+    fn visit_xml<'a>(&'a self, target: &Target, f: &mut dyn FnMut(Value<'a>)) {
         let (Some(doc), Some(xpath)) = (&self.xml, &target.xpath) else {
             return;
         };
         if let Ok(values) = doc.select(xpath) {
             for v in values {
-                out.push(Value { var: "XML", key: Some(Cow::Owned(xpath.as_bytes().to_vec())), value: Cow::Owned(v) });
+                f(Value { var: "XML", key: Some(Cow::Owned(xpath.as_bytes().to_vec())), value: Cow::Owned(v) });
             }
         }
     }
@@ -140,15 +153,15 @@ impl Data {
             xpath: None,
             count: false,
         };
-        let mut out = Vec::new();
-        self.collect(&target, &|_, _| false, &mut out);
-        out.into_iter().next().map(|v| v.value.into_owned())
+        let mut first = None;
+        self.visit(&target, &|_, _| false, &mut |v| {
+            if first.is_none() {
+                first = Some(v.value.into_owned());
+            }
+        });
+        first
     }
 
-    /// Whether `excl` removes member `key` of `var`.
-    pub(crate) fn excluded_by(exclusions: &[&Exclusion], var: Var, key: &[u8]) -> bool {
-        exclusions.iter().any(|e| e.excludes(var, key))
-    }
 }
 
 impl MacroSource for Data {

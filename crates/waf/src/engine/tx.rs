@@ -4,10 +4,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use regex::bytes::Regex;
-
 use super::compile::RuleSet;
-use super::rule::{AllowScope, BodyProcessor, EngineMode};
+use super::rule::{AllowScope, BodyProcessor, EngineMode, TagRules};
 use super::state::{Data, atoi};
 use super::vars::{Exclusion, Scalar};
 use crate::parse::ast::IdRange;
@@ -21,14 +19,14 @@ pub struct RuleMatch {
     pub phase: u8,
     /// Whether it is logged (what ModSecurity writes to the error log).
     pub logged: bool,
-    /// The macro-expanded `msg`.
+    /// The macro-expanded `msg` (empty for `nolog` rules, whose text is not expanded).
     pub msg: String,
-    /// The macro-expanded `logdata`.
+    /// The macro-expanded `logdata` (empty for `nolog` rules).
     pub data: String,
     /// `severity`, 0–7.
     pub severity: Option<u8>,
     /// `tag`s.
-    pub tags: Vec<String>,
+    pub tags: Arc<[String]>,
     /// The last matched variable, e.g. `ARGS:id`.
     pub matched_var_name: String,
     /// Its (transformed) value.
@@ -57,7 +55,7 @@ pub struct Intervention {
 #[derive(Debug, Clone)]
 pub(crate) enum TargetRemoval {
     Ids(Vec<IdRange>),
-    Tag(Arc<Regex>),
+    Tag(TagRules),
 }
 
 /// One HTTP transaction run through a [`RuleSet`].
@@ -74,8 +72,8 @@ pub struct Transaction {
     pub(crate) response_body: Vec<u8>,
     pub(crate) inspect_response_body: bool,
     pub(crate) removed_ids: Vec<IdRange>,
-    pub(crate) removed_tags: Vec<Arc<Regex>>,
-    pub(crate) removed_targets: Vec<(TargetRemoval, Exclusion)>,
+    pub(crate) removed_tags: Vec<TagRules>,
+    pub(crate) removed_targets: Vec<(TargetRemoval, Arc<Exclusion>)>,
     pub(crate) matches: Vec<RuleMatch>,
     pub(crate) intervention: Option<Intervention>,
     pub(crate) allow: Option<AllowScope>,

@@ -132,6 +132,13 @@ pub(super) fn load_files(argument: &str, base_dir: &Path) -> Result<Vec<Vec<u8>>
     let mut any = false;
     for name in argument.split_ascii_whitespace() {
         any = true;
+        // Rules compiled into the binary read their data files from the binary too.
+        if base_dir == Path::new(crate::crs::EMBEDDED_DIR) {
+            let content = crate::crs::data_file(name)
+                .ok_or_else(|| format!("no embedded CRS data file {name}"))?;
+            phrases.extend(phrases_from_file(content));
+            continue;
+        }
         let path = base_dir.join(name);
         let content =
             std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;

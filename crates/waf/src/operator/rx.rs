@@ -95,6 +95,10 @@ fn run(re: &Regex, input: &[u8], captures: Option<&mut Captures>) -> bool {
     let Some(out) = captures else {
         return re.is_match(input);
     };
+    // Most values do not match: the cheaper yes/no search first, groups only on a match.
+    if !re.is_match(input) {
+        return false;
+    }
     let Some(caps) = re.captures(input) else {
         return false;
     };

@@ -1,8 +1,8 @@
 //! The SecLang parser: directives with continuation lines, quoting and `Include`.
 //!
-//! Parsing runs in layers, one module each: [`lines`] joins continuation lines and drops
-//! comments, [`words`] splits a directive into its (unquoted) arguments, [`directive`]
-//! dispatches on the directive name and uses [`variables`], [`operator`] and [`actions`]
+//! Parsing runs in layers, one module each: `lines` joins continuation lines and drops
+//! comments, `words` splits a directive into its (unquoted) arguments, `directive`
+//! dispatches on the directive name and uses `variables`, `operator` and `actions`
 //! for the parts of a rule. This module follows `Include` and reports errors with the file
 //! and line of the directive.
 

@@ -12,8 +12,10 @@ mod dtd;
 mod parser;
 mod xpath;
 
-/// libmodsecurity's only XML error message (libxml2's own message is not exposed).
-pub(crate) const XML_ERROR: &str = "XML parsing error: XML: Failed parsing document.";
+/// libmodsecurity's only XML error message (libxml2's own message is not exposed). This is
+/// the wording since 3.0.14 (the version CRS CI runs); 3.0.9-3.0.13 said
+/// `XML: Failed parsing document.`
+pub(crate) const XML_ERROR: &str = "XML parsing error: XML: Failed to parse document.";
 
 /// Parsed XML document, enough for the XPath expressions CRS uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,7 +82,7 @@ pub struct XmlOutcome {
 }
 
 /// Parses an XML body; any well-formedness error gives libmodsecurity's
-/// `XML parsing error: XML: Failed parsing document.`
+/// `XML parsing error: XML: Failed to parse document.`
 pub fn parse_xml(body: &[u8]) -> Result<XmlDoc, String> {
     let out = parse_xml_partial(body);
     match out.error {
