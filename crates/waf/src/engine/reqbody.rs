@@ -45,9 +45,17 @@ pub(crate) fn process(tx: &mut Transaction) {
         Some(BodyProcessor::Multipart) => multipart(tx, &body),
         _ => {}
     }
+    let force = tx.force_body_variable;
+    let processor = tx.body_processor;
     let d = &mut tx.data;
     d.set(Scalar::RequestBodyLength, body.len().to_string());
-    d.set(Scalar::RequestBody, body);
+    // REQUEST_BODY holds the raw body only for URL-encoded bodies or when a rule forces it
+    // (CRS does for unknown content types), as in ModSecurity 2, which the CRS regression
+    // tests are written for; libmodsecurity 3 always fills it, so XML bodies also hit the
+    // REQUEST_BODY rules there (upstream's nginx overrides for 944100/944110/944120/944210).
+    if processor == Some(BodyProcessor::UrlEncoded) || force {
+        d.set(Scalar::RequestBody, body);
+    }
     super::uri::update_combined_size(d);
 }
 

@@ -83,6 +83,7 @@ impl Data {
             return;
         }
         match target.var {
+            Var::Scalar(_) if excluded(target.var, b"") => {}
             Var::Scalar(s) => f(Value { var: s.name(), key: None, value: Cow::Borrowed(self.get(s).unwrap_or_default()) }),
             Var::Coll(c) => self.visit_coll(c, target, excluded, f),
         }
