@@ -205,6 +205,7 @@ impl Compiler {
             list.retain(|e| !matches!(e, Entry::Rule(i) if removed[*i]));
         }
         resolve_tags(&mut self.rules);
+        intern_chains(&mut self.rules);
         let markers = std::array::from_fn(|p| {
             self.phases[p]
                 .iter()
@@ -290,6 +291,7 @@ fn build_rule(decl: &RuleDecl, actions: Actions, phase: u8, defaults: Option<&Ac
     let argument = operator.has_macros().then(|| super::macros::Macro::parse(operator.argument()));
     Ok(Rule {
         index: 0,
+        chain: 0,
         argument,
         phase,
         targets,
@@ -319,6 +321,19 @@ fn resolve_tags(rules: &mut [Rule]) {
                     _ => {}
                 }
             }
+            link = r.chained.as_deref_mut();
+        }
+    }
+}
+
+/// Numbers each distinct transformation chain, so equal chains share cached results.
+fn intern_chains(rules: &mut [Rule]) {
+    let mut ids: HashMap<Vec<crate::transform::Transform>, u32> = HashMap::new();
+    for rule in rules.iter_mut() {
+        let mut link = Some(rule);
+        while let Some(r) = link {
+            let next = ids.len() as u32;
+            r.chain = *ids.entry(r.transforms.clone()).or_insert(next);
             link = r.chained.as_deref_mut();
         }
     }

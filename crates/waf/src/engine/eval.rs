@@ -164,8 +164,8 @@ impl Transaction {
                 false
             }
         };
-        let mut current: Cow<'_, [u8]> = Cow::Borrowed(&v.value);
         if rule.actions.multi_match {
+            let mut current: Cow<'_, [u8]> = Cow::Borrowed(&v.value);
             let mut last_tested = current.to_vec();
             test(&current, hits);
             for t in &rule.transforms {
@@ -177,29 +177,53 @@ impl Transaction {
             }
             return;
         }
-        for t in &rule.transforms {
-            if let Cow::Owned(o) = t.apply(&current) {
-                current = Cow::Owned(o);
-            }
+        if rule.transforms.is_empty() {
+            test(&v.value, hits);
+            return;
         }
-        test(&current, hits);
+        if !v.stable {
+            test(&apply_chain(&rule.transforms, &v.value), hits);
+            return;
+        }
+        // Many rules run the same transformation chain over the same request values: the
+        // result is computed once per transaction.
+        let key = (v.value.as_ptr() as usize, v.value.len(), rule.chain);
+        let mut cache = self.transform_cache.borrow_mut();
+        let cached = cache.entry(key).or_insert_with(|| match apply_chain(&rule.transforms, &v.value) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(o) => Some(o),
+        });
+        test(cached.as_deref().unwrap_or(&v.value), hits);
     }
 
     fn setvar(&mut self, sv: &SetVar) {
-        let name = sv.name.expand_string(&self.data).to_ascii_lowercase();
+        let name = match sv.name.literal() {
+            // Most names are plain text: no expansion, no UTF-8 check.
+            Some(lit) => String::from_utf8_lossy(lit).to_ascii_lowercase(),
+            None => sv.name.expand_string(&self.data).to_ascii_lowercase(),
+        };
         match &sv.op {
             SetOp::Delete => {
                 self.data.tx.remove(&name);
             }
             SetOp::Set(v) => {
                 let value = v.expand(&self.data).into_owned();
-                self.data.tx.insert(name, value);
+                match self.data.tx.get_mut(&name) {
+                    Some(current) => *current = value,
+                    None => {
+                        self.data.tx.insert(name, value);
+                    }
+                }
             }
             SetOp::Add(v) | SetOp::Sub(v) => {
                 let delta = atoi(&v.expand(&self.data));
                 let delta = if matches!(sv.op, SetOp::Sub(_)) { -delta } else { delta };
-                let current = self.data.tx.get(&name).map(|c| atoi(c)).unwrap_or(0);
-                self.data.tx.insert(name, current.saturating_add(delta).to_string().into_bytes());
+                match self.data.tx.get_mut(&name) {
+                    Some(current) => *current = atoi(current).saturating_add(delta).to_string().into_bytes(),
+                    None => {
+                        self.data.tx.insert(name, delta.to_string().into_bytes());
+                    }
+                }
             }
         }
     }
@@ -245,6 +269,17 @@ impl Transaction {
             disruptive: matches!(rule.disruptive, Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect(_)),
         });
     }
+}
+
+/// Applies a transformation chain, copying only when a step changes the value.
+fn apply_chain<'a>(chain: &[crate::transform::Transform], value: &'a [u8]) -> Cow<'a, [u8]> {
+    let mut current: Cow<'a, [u8]> = Cow::Borrowed(value);
+    for t in chain {
+        if let Cow::Owned(o) = t.apply(&current) {
+            current = Cow::Owned(o);
+        }
+    }
+    current
 }
 
 /// The entry index after skipping `n` rules from `i` (markers do not count).

@@ -214,6 +214,8 @@ pub(crate) struct Rule {
     pub(crate) exclusions: Vec<Exclusion>,
     /// The effective transformations.
     pub(crate) transforms: Vec<Transform>,
+    /// The id of this transformation chain (equal chains share it), for the cache.
+    pub(crate) chain: u32,
     /// The operator; None for `SecAction`.
     pub(crate) operator: Option<Operator>,
     /// The operator's argument when it holds macros, expanded per evaluation.

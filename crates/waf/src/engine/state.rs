@@ -42,6 +42,9 @@ pub(crate) struct Value<'a> {
     pub(crate) var: &'static str,
     pub(crate) key: Option<Cow<'a, [u8]>>,
     pub(crate) value: Cow<'a, [u8]>,
+    /// The value is request or response data that stays where it is for the rest of the
+    /// transaction, so its address identifies it in the transformation cache.
+    pub(crate) stable: bool,
 }
 
 impl Value<'_> {
@@ -79,12 +82,12 @@ impl Data {
                 Var::Scalar(s) => n = usize::from(self.get(s).is_some_and(|v| !v.is_empty())),
                 Var::Coll(c) => self.visit_coll(c, target, excluded, &mut |_| n += 1),
             }
-            f(Value { var: target.var.name(), key: None, value: Cow::Owned(n.to_string().into_bytes()) });
+            f(Value { var: target.var.name(), key: None, value: Cow::Owned(n.to_string().into_bytes()), stable: false });
             return;
         }
         match target.var {
             Var::Scalar(_) if excluded(target.var, b"") => {}
-            Var::Scalar(s) => f(Value { var: s.name(), key: None, value: Cow::Borrowed(self.get(s).unwrap_or_default()) }),
+            Var::Scalar(s) => f(Value { var: s.name(), key: None, value: Cow::Borrowed(self.get(s).unwrap_or_default()), stable: stable_scalar(s) }),
             Var::Coll(c) => self.visit_coll(c, target, excluded, f),
         }
     }
@@ -97,13 +100,15 @@ impl Data {
             if let Some((k, v)) = std::str::from_utf8(key).ok().and_then(|k| self.tx.get_key_value(k))
                 && !excluded(var, k.as_bytes())
             {
-                f(Value { var: name, key: Some(Cow::Borrowed(k.as_bytes())), value: Cow::Borrowed(v) });
+                f(Value { var: name, key: Some(Cow::Borrowed(k.as_bytes())), value: Cow::Borrowed(v), stable: false });
             }
             return;
         }
+        let stable = !matches!(c, Coll::Tx | Coll::MatchedVars | Coll::MatchedVarsNames);
         let mut push = |key: &'a [u8], value: Cow<'a, [u8]>| {
             if target.key.as_ref().is_none_or(|k| k.selects(key)) && !excluded(var, key) {
-                f(Value { var: name, key: Some(Cow::Borrowed(key)), value });
+                let stable = stable && matches!(value, Cow::Borrowed(_));
+                f(Value { var: name, key: Some(Cow::Borrowed(key)), value, stable });
             }
         };
         let args_get = self.args_get.iter();
@@ -141,7 +146,7 @@ impl Data {
         };
         if let Ok(values) = doc.select(xpath) {
             for v in values {
-                f(Value { var: "XML", key: Some(Cow::Owned(xpath.as_bytes().to_vec())), value: Cow::Owned(v) });
+                f(Value { var: "XML", key: Some(Cow::Owned(xpath.as_bytes().to_vec())), value: Cow::Owned(v), stable: false });
             }
         }
     }
@@ -190,6 +195,24 @@ impl MacroSource for Data {
             out.extend_from_slice(&val);
         }
     }
+}
+
+/// Scalars set once per transaction and never replaced.
+fn stable_scalar(s: Scalar) -> bool {
+    matches!(
+        s,
+        Scalar::RequestUri
+            | Scalar::RequestUriRaw
+            | Scalar::RequestFilename
+            | Scalar::RequestBasename
+            | Scalar::PathInfo
+            | Scalar::RequestLine
+            | Scalar::RequestMethod
+            | Scalar::RequestProtocol
+            | Scalar::QueryString
+            | Scalar::RequestBody
+            | Scalar::ResponseBody
+    )
 }
 
 /// libmodsecurity's number parsing for setvar arithmetic and comparisons: leading
