@@ -13,7 +13,17 @@ pub fn bulkhead_rules(
     profile: Profile,
     corpus: &Path,
 ) -> Result<Arc<bulkhead_waf::RuleSet>, String> {
-    let list = sources(profile, corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+    bulkhead_rules_with(profile, corpus, &[])
+}
+
+/// bulkhead-waf with `profile` loaded from the corpus, files unchanged, then `extra`.
+pub fn bulkhead_rules_with(
+    profile: Profile,
+    corpus: &Path,
+    extra: &[Source],
+) -> Result<Arc<bulkhead_waf::RuleSet>, String> {
+    let mut list = sources(profile, corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+    list.extend_from_slice(extra);
     let mut builder = bulkhead_waf::RuleSet::builder();
     for source in list {
         builder = match source {

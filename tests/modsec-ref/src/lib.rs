@@ -11,6 +11,8 @@ pub mod drive;
 pub mod logline;
 
 #[cfg(feature = "libmodsecurity")]
+pub mod deviations;
+#[cfg(feature = "libmodsecurity")]
 mod engines;
 #[cfg(feature = "libmodsecurity")]
 mod ffi;
@@ -18,7 +20,7 @@ mod ffi;
 mod reference;
 
 #[cfg(feature = "libmodsecurity")]
-pub use engines::bulkhead_rules;
+pub use engines::{bulkhead_rules, bulkhead_rules_with};
 #[cfg(feature = "libmodsecurity")]
 pub use ffi::{Intervention, ModSecurity, RulesSet, Transaction};
 #[cfg(feature = "libmodsecurity")]
