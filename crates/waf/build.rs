@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
     let rules = manifest.join("../../third_party/coreruleset/rules");
     println!("cargo:rerun-if-changed={}", rules.display());
     let mut names: Vec<String> = std::fs::read_dir(&rules)
@@ -15,12 +17,20 @@ fn main() {
         .filter(|n| n.ends_with(".conf") || n.ends_with(".data"))
         .collect();
     names.sort();
-    let mut out = String::from("/// The vendored CRS files: (file name, contents), sorted by name.\npub(crate) static FILES: &[(&str, &[u8])] = &[\n");
+    let mut out = String::from(
+        "/// The vendored CRS files: (file name, contents), sorted by name.\npub(crate) static FILES: &[(&str, &[u8])] = &[\n",
+    );
     for n in &names {
         let path = rules.join(n).canonicalize().expect("listed file exists");
-        writeln!(out, "    ({n:?}, include_bytes!({:?})),", path.display().to_string()).expect("write to String");
+        writeln!(
+            out,
+            "    ({n:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .expect("write to String");
     }
     out.push_str("];\n");
-    let dest = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("crs_files.rs");
+    let dest = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("crs_files.rs");
     std::fs::write(&dest, out).unwrap_or_else(|e| panic!("cannot write {}: {e}", dest.display()));
 }

@@ -3,7 +3,7 @@
 //! read them through this one table.
 
 /// Every stored kind with its accepted spellings (lower case).
-pub const KINDS: [(&str, &[&str]); 8] = [
+pub const KINDS: [(&str, &[&str]); 9] = [
     ("Namespace", &["namespace", "namespaces", "ns"]),
     ("Pod", &["pod", "pods", "po"]),
     ("Workload", &["workload", "workloads", "wl"]),
@@ -21,6 +21,10 @@ pub const KINDS: [(&str, &[&str]); 8] = [
         &["peerauthentication", "peerauthentications", "pa"],
     ),
     ("TrafficPolicy", &["trafficpolicy", "trafficpolicies", "tp"]),
+    (
+        "WebApplicationFirewall",
+        &["webapplicationfirewall", "webapplicationfirewalls", "waf"],
+    ),
 ];
 
 /// The kind `name` stands for, in any case, plural or short form.

@@ -16,12 +16,21 @@ fn waf_test(args: &[&str], request: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn bulkhead");
-    child.stdin.take().expect("stdin").write_all(request.as_bytes()).expect("write request");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.as_bytes())
+        .expect("write request");
     child.wait_with_output().expect("wait")
 }
 
 fn json(out: &Output) -> Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), 1, "exactly one line: {text}");
     serde_json::from_str(&text).expect("one JSON object")
@@ -41,7 +50,12 @@ fn json_has_exactly_the_contract_fields() {
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["action", "inbound_score", "matched"]);
-    let ids: Vec<u64> = v["matched"].as_array().expect("array").iter().map(|i| i.as_u64().expect("integer id")).collect();
+    let ids: Vec<u64> = v["matched"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| i.as_u64().expect("integer id"))
+        .collect();
     assert!(ids.contains(&942100), "libinjection SQLi rule: {ids:?}");
     assert!(ids.contains(&949110), "the anomaly threshold rule: {ids:?}");
     let pos = |id| ids.iter().position(|i| *i == id).expect("present");
@@ -53,7 +67,10 @@ fn json_has_exactly_the_contract_fields() {
 #[test]
 fn benign_request_passes_with_nothing_matched() {
     let v = json(&waf_test(&["-o", "json"], BENIGN));
-    assert_eq!(v, serde_json::json!({"matched": [], "inbound_score": 0, "action": "pass"}));
+    assert_eq!(
+        v,
+        serde_json::json!({"matched": [], "inbound_score": 0, "action": "pass"})
+    );
 }
 
 #[test]
@@ -62,9 +79,21 @@ fn rules_from_a_directory_and_paranoia_change_the_result() {
     let dir = crs.to_string_lossy();
     // 920273 (strict character set) is a paranoia-level-4 rule: on at PL4, off at PL1.
     let pl4 = json(&waf_test(&["--rules", &dir, "-o", "json"], SQLI));
-    let pl1 = json(&waf_test(&["--rules", &dir, "--paranoia", "1", "-o", "json"], SQLI));
-    let has = |v: &Value, id: u64| v["matched"].as_array().expect("array").iter().any(|i| i.as_u64() == Some(id));
-    assert!(has(&pl4, 920273) && !has(&pl1, 920273), "pl4 {pl4} pl1 {pl1}");
+    let pl1 = json(&waf_test(
+        &["--rules", &dir, "--paranoia", "1", "-o", "json"],
+        SQLI,
+    ));
+    let has = |v: &Value, id: u64| {
+        v["matched"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|i| i.as_u64() == Some(id))
+    };
+    assert!(
+        has(&pl4, 920273) && !has(&pl1, 920273),
+        "pl4 {pl4} pl1 {pl1}"
+    );
     assert!(has(&pl1, 942100));
     assert!(pl1["inbound_score"].as_i64() < pl4["inbound_score"].as_i64());
 }
@@ -84,7 +113,10 @@ fn blocking_config_is_enforced() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(text.contains("942100"), "{text}");
-    assert!(text.contains("action: block (stopped by rule 949110 with status 403)"), "{text}");
+    assert!(
+        text.contains("action: block (stopped by rule 949110 with status 403)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -100,9 +132,16 @@ fn bad_input_is_refused_with_a_reason() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("bad.conf");
-    std::fs::write(&config, "SecRuleEngine On\nSecRule ARGS \"@nosuchop x\" \"id:1,pass\"\n").expect("write");
+    std::fs::write(
+        &config,
+        "SecRuleEngine On\nSecRule ARGS \"@nosuchop x\" \"id:1,pass\"\n",
+    )
+    .expect("write");
     let out = waf_test(&["--config", &config.to_string_lossy()], BENIGN);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.conf:2") && err.contains("nosuchop"), "{err}");
+    assert!(
+        err.contains("bad.conf:2") && err.contains("nosuchop"),
+        "{err}"
+    );
 }

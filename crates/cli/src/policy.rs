@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use bulkhead_policy::query::Query;
 use bulkhead_policy::{Engine, Options};
 use bulkhead_resources::load::load_paths;
+use bulkhead_resources::{ResourceSet, waf};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
@@ -127,12 +128,16 @@ pub(crate) fn run(cmd: PolicyCommand) -> Result<ExitCode> {
 
 fn compile(args: &ResourceArgs) -> Result<Engine> {
     let resources = load_paths(&args.files).map_err(|e| anyhow::anyhow!("{e}"))?;
+    compile_set(args, &resources)
+}
+
+fn compile_set(args: &ResourceArgs, resources: &ResourceSet) -> Result<Engine> {
     let options = Options {
         trust_domain: args.trust_domain.clone(),
         trust_domain_aliases: args.trust_domain_aliases.clone(),
         root_namespace: args.root_namespace.clone(),
     };
-    Ok(Engine::compile(&resources, options)?)
+    Ok(Engine::compile(resources, options)?)
 }
 
 fn eval(args: EvalArgs) -> Result<ExitCode> {
@@ -257,11 +262,22 @@ fn explain_query(a: &ExplainArgs) -> Result<Value> {
 }
 
 fn check(args: ResourceArgs) -> Result<ExitCode> {
-    let engine = compile(&args)?;
+    let resources = load_paths(&args.files).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let engine = compile_set(&args, &resources)?;
     let (np, pa, ap) = engine.policy_counts();
-    println!(
+    let mut summary = format!(
         "ok: {} endpoints, {np} NetworkPolicies, {pa} PeerAuthentications, {ap} AuthorizationPolicies",
         engine.endpoint_count()
     );
+    let wafs = resources.web_application_firewalls.len();
+    if wafs > 0 {
+        summary.push_str(&format!(", {wafs} WebApplicationFirewalls"));
+    }
+    println!("{summary}");
+    // Overlapping firewalls load (one of them applies, by name), but are most likely a
+    // mistake: say which one wins.
+    for warning in waf::conflicts(&resources, &args.root_namespace) {
+        eprintln!("warning: {warning}");
+    }
     Ok(ExitCode::SUCCESS)
 }

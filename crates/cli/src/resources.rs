@@ -44,9 +44,9 @@ pub(crate) struct DiffArgs {
 /// `get` flags.
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// Kind: NetworkPolicy, AuthorizationPolicy, PeerAuthentication, TrafficPolicy, Service,
-    /// Workload, Pod, Namespace (any case; plurals and netpol, ap, pa, tp, svc, wl, po, ns
-    /// work too).
+    /// Kind: NetworkPolicy, AuthorizationPolicy, PeerAuthentication, TrafficPolicy,
+    /// WebApplicationFirewall, Service, Workload, Pod, Namespace (any case; plurals and
+    /// netpol, ap, pa, tp, waf, svc, wl, po, ns work too).
     kind: String,
     /// Show only the object of this name.
     name: Option<String>,

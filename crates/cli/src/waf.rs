@@ -57,7 +57,8 @@ pub(crate) fn run(cmd: WafCommand) -> Result<ExitCode> {
 
 fn test(args: TestArgs) -> Result<ExitCode> {
     let raw = read_request(&args.request)?;
-    let request = http1::parse_request(&raw).with_context(|| format!("request {}: not a valid HTTP/1.1 request", args.request))?;
+    let request = http1::parse_request(&raw)
+        .with_context(|| format!("request {}: not a valid HTTP/1.1 request", args.request))?;
     let rules = Arc::new(load_rules(&args)?);
     let tx = replay::run(&rules, &request, &replay::albedo(&request));
     match args.output {
@@ -70,12 +71,17 @@ fn test(args: TestArgs) -> Result<ExitCode> {
 fn read_request(source: &str) -> Result<Vec<u8>> {
     let mut raw = Vec::new();
     if source == "-" {
-        std::io::stdin().read_to_end(&mut raw).context("reading the request from standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut raw)
+            .context("reading the request from standard input")?;
     } else {
-        raw = std::fs::read(source).with_context(|| format!("cannot read request file {source}"))?;
+        raw =
+            std::fs::read(source).with_context(|| format!("cannot read request file {source}"))?;
     }
     if raw.is_empty() {
-        bail!("request {source} is empty: expected a raw HTTP/1.1 request (request line, headers, body)");
+        bail!(
+            "request {source} is empty: expected a raw HTTP/1.1 request (request line, headers, body)"
+        );
     }
     Ok(raw)
 }
@@ -87,7 +93,9 @@ fn load_rules(args: &TestArgs) -> Result<RuleSet> {
         None => b.text("<crs-test-config>", crs::TEST_CONFIG, Path::new("."))?,
     };
     if let Some(pl) = args.paranoia {
-        let text = format!("SecAction \"id:9000001,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level={pl},setvar:tx.detection_paranoia_level={pl}\"\n");
+        let text = format!(
+            "SecAction \"id:9000001,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level={pl},setvar:tx.detection_paranoia_level={pl}\"\n"
+        );
         b = b.text("<--paranoia>", &text, Path::new("."))?;
     }
     b = match &args.rules {
@@ -105,7 +113,11 @@ fn load_rules(args: &TestArgs) -> Result<RuleSet> {
 /// The `*.conf` files of a CRS `rules/` folder (or of DIR/rules), sorted by name.
 fn rule_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let nested = dir.join("rules");
-    let dir = if nested.is_dir() { nested } else { dir.to_path_buf() };
+    let dir = if nested.is_dir() {
+        nested
+    } else {
+        dir.to_path_buf()
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("--rules {}: cannot read the directory", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -113,7 +125,10 @@ fn rule_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     if files.is_empty() {
-        bail!("--rules {}: no *.conf rule files (expected a CRS rules/ folder)", dir.display());
+        bail!(
+            "--rules {}: no *.conf rule files (expected a CRS rules/ folder)",
+            dir.display()
+        );
     }
     Ok(files)
 }
@@ -121,7 +136,11 @@ fn rule_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// "block" when a rule decided to stop the transaction (enforced with SecRuleEngine On,
 /// only logged in DetectionOnly), "pass" otherwise.
 fn action(tx: &Transaction) -> &'static str {
-    if tx.intervention().is_some() || tx.matches().iter().any(|m| m.disruptive) { "block" } else { "pass" }
+    if tx.intervention().is_some() || tx.matches().iter().any(|m| m.disruptive) {
+        "block"
+    } else {
+        "pass"
+    }
 }
 
 fn json_summary(tx: &Transaction) -> String {

@@ -10,8 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
+use bulkhead_api::proxy::Waf;
 use bulkhead_resources::{
-    Format, Labels, Loader, ObjectMeta, Pod, ResourceSet, ServicePort, Workload,
+    Format, Labels, Loader, ObjectMeta, Pod, ResourceSet, ServicePort, WebApplicationFirewall,
+    Workload,
 };
 use bulkhead_store::{NAMESPACE_KIND, ObjectKey, Registration, StoredObject};
 
@@ -120,6 +122,13 @@ pub(crate) struct ServiceInfo {
     pub(crate) selected: Vec<Arc<WorkloadInfo>>,
 }
 
+/// A WebApplicationFirewall and the message that ships it.
+#[derive(Debug)]
+struct WafEntry {
+    waf: WebApplicationFirewall,
+    message: Waf,
+}
+
 /// The resource half of the view: depends only on the store revision.
 #[derive(Debug)]
 struct Resources {
@@ -142,6 +151,8 @@ struct Resources {
     /// The spec of each Service's TrafficPolicy (JSON, without `service`), by the
     /// Service's `name.namespace`.
     traffic_policies: HashMap<String, String>,
+    /// WebApplicationFirewalls by namespace, each with its spec as shipped.
+    wafs: HashMap<String, Vec<WafEntry>>,
     /// Per namespace, the digest of the part of a snapshot every proxy of the namespace
     /// shares; filled by the first proxy of the namespace that needs it.
     prefixes: HashMap<String, OnceLock<Arc<Prefix>>>,
@@ -235,6 +246,31 @@ impl MeshView {
             .map(String::as_str)
     }
 
+    /// The WebApplicationFirewall for a workload of `namespace` with `labels`, as a proxy
+    /// snapshot carries it (`bulkhead_resources::waf::select` decides which).
+    pub(crate) fn waf(&self, namespace: &str, labels: &Labels) -> Option<Waf> {
+        let wafs = &self.resources.wafs;
+        let of = |ns: &str| wafs.get(ns).map_or(&[][..], Vec::as_slice);
+        let own = of(namespace);
+        let root = if namespace == ROOT_NAMESPACE {
+            &[][..]
+        } else {
+            of(ROOT_NAMESPACE)
+        };
+        let candidates = own.iter().chain(root);
+        let chosen = bulkhead_resources::waf::select(
+            candidates.clone().map(|e| &e.waf),
+            namespace,
+            labels,
+            ROOT_NAMESPACE,
+        )
+        .chosen?;
+        candidates
+            .clone()
+            .find(|e| std::ptr::eq(&e.waf, chosen))
+            .map(|e| e.message.clone())
+    }
+
     /// The registrations of workload `ns/name`, sorted by instance.
     pub(crate) fn registrations(&self, workload: &str) -> &[Registration] {
         self.registrations.get(workload).map_or(&[], Vec::as_slice)
@@ -313,6 +349,7 @@ impl Resources {
         let infos = index_workloads(&set, &mut texts);
         let services = index_services(&set, &infos);
         let traffic_policies = index_traffic_policies(&set);
+        let wafs = index_wafs(&set);
         let addressed = infos
             .iter()
             .filter(|w| w.address.is_some())
@@ -342,6 +379,7 @@ impl Resources {
             netpol_namespaces,
             services,
             traffic_policies,
+            wafs,
             prefixes,
         }
     }
@@ -469,4 +507,28 @@ fn index_traffic_policies(set: &ResourceSet) -> HashMap<String, String> {
         policies.insert(format!("{}.{ns}", tp.spec.service), json);
     }
     policies
+}
+
+/// WebApplicationFirewalls by namespace, each with the message that ships it; logs the
+/// workloads that more than one selects alike (the first by name applies to them).
+fn index_wafs(set: &ResourceSet) -> HashMap<String, Vec<WafEntry>> {
+    for warning in bulkhead_resources::waf::conflicts(set, ROOT_NAMESPACE) {
+        tracing::warn!(%warning, "WebApplicationFirewalls overlap");
+    }
+    let mut wafs: HashMap<String, Vec<WafEntry>> = HashMap::new();
+    for waf in &set.web_application_firewalls {
+        let ns = waf.metadata.namespace_or_default().to_owned();
+        // Plain data with string keys: encoding cannot fail.
+        let spec_json = serde_json::to_string(&waf.spec.waf()).unwrap_or_default();
+        let message = Waf {
+            name: bulkhead_resources::waf::waf_name(waf),
+            spec_json,
+        };
+        let entry = WafEntry {
+            waf: waf.clone(),
+            message,
+        };
+        wafs.entry(ns).or_default().push(entry);
+    }
+    wafs
 }

@@ -580,3 +580,52 @@ fn upstreams_carry_their_services_traffic_policy() {
         snapshot(&view(5, api_objects(), api_registrations()), &sub).hash
     );
 }
+
+fn firewall(ns: &str, name: &str, selector: Option<Value>, mode: &str) -> Value {
+    let mut spec = json!({"mode": mode, "paranoiaLevel": 2});
+    if let Some(selector) = selector {
+        spec["selector"] = json!({"matchLabels": selector});
+    }
+    json!({"apiVersion": "bulkhead.dev/v1alpha1", "kind": "WebApplicationFirewall",
+        "metadata": {"name": name, "namespace": ns}, "spec": spec})
+}
+
+#[test]
+fn each_proxy_gets_the_firewall_that_selects_its_workload() {
+    let objects = vec![
+        namespace("shop"),
+        workload("shop", "web", "web", json!({"app": "web"}), json!({})),
+        workload("shop", "db", "db", json!({"app": "db"}), json!({})),
+        firewall(
+            "shop",
+            "web-b",
+            Some(json!({"app": "web"})),
+            "DetectionOnly",
+        ),
+        firewall("shop", "web-a", Some(json!({"app": "web"})), "Blocking"),
+        firewall("shop", "everyone", None, "DetectionOnly"),
+        firewall("bulkhead-system", "mesh", None, "Off"),
+    ];
+    let v = view(3, objects, Vec::new());
+    let waf = |ns: &str, name: &str| snapshot(&v, &subscription(ns, name, name, &[])).waf;
+    // Two selectors match `web`: the first by name applies.
+    let web = waf("shop", "web").unwrap();
+    assert_eq!(web.name, "shop/web-a");
+    assert_eq!(web.spec_json, r#"{"mode":"Blocking","paranoiaLevel":2}"#);
+    // No selector matches `db`: the namespace-wide one applies; elsewhere the mesh's.
+    assert_eq!(waf("shop", "db").unwrap().name, "shop/everyone");
+    assert_eq!(waf("billing", "x").unwrap().name, "bulkhead-system/mesh");
+    // An undeclared workload is selected by the labels it subscribed with.
+    let mut labels = BTreeMap::new();
+    labels.insert("app".to_owned(), "web".to_owned());
+    let sub = Subscription::new("shop", "web-2", "web", labels, Vec::new(), Vec::new());
+    let s = snapshot(&v, &sub);
+    assert_eq!(s.waf.as_ref().unwrap().name, "shop/web-a");
+    // The firewall is part of the content: the hash covers it.
+    assert_eq!(s.hash, reference_hash(&s));
+    let none = view(3, vec![namespace("shop")], Vec::new());
+    let without = snapshot(&none, &sub);
+    assert!(without.waf.is_none());
+    assert_ne!(without.hash, s.hash);
+    assert_eq!(without.hash, reference_hash(&without));
+}

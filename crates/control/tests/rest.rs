@@ -423,3 +423,36 @@ async fn traffic_policies_are_validated_and_one_per_service() -> Result<()> {
     cp.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn web_application_firewalls_are_validated_and_stored() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cp = ControlPlane::start(dir.path()).await?;
+    let admin = cp.admin();
+    let firewall = |spec: &str| {
+        format!(
+            "apiVersion: bulkhead.dev/v1alpha1\nkind: WebApplicationFirewall\nmetadata: {{name: \
+             frontend, namespace: shop}}\nspec:\n  selector: {{matchLabels: {{app: frontend}}}}\n{spec}"
+        )
+    };
+    let bad = firewall("  mode: Blocking\n  exclusions: [{ruleIds: [942100], paths: [upload]}]\n");
+    let r = admin.post_yaml("/api/v1/apply", &bad).await?;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let detail = r.body["error"]["details"][0].as_str().unwrap();
+    assert!(
+        detail.contains("WebApplicationFirewall/shop/frontend")
+            && detail.contains("spec.exclusions[0].paths[0]"),
+        "{detail}"
+    );
+    let good = firewall("  mode: DetectionOnly\n  paranoiaLevel: 2\n");
+    let r = admin.post_yaml("/api/v1/apply", &good).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // `waf` is the short name.
+    let r = admin
+        .get("/api/v1/resources/waf/frontend?namespace=shop")
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"][0]["spec"]["paranoiaLevel"], 2);
+    cp.stop().await;
+    Ok(())
+}

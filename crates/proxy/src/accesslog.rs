@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use crate::config::AccessLogSpec;
 use crate::metrics::{Direction, Metrics};
 use crate::snapshot::Snapshot;
+use crate::waf::WafEvent;
 
 /// Lines that may wait for the writer before new ones are dropped (a few MB at most).
 const QUEUE_LINES: usize = 8192;
@@ -90,6 +91,9 @@ pub struct Entry<'a> {
     pub overflow: Option<&'static str>,
     /// The timeout that fired (`connect`, `request`, `per_try`).
     pub timeout: Option<&'static str>,
+    /// What the web application firewall found and did (inbound HTTP, when it logged a
+    /// match or refused).
+    pub waf: Option<&'a WafEvent>,
 }
 
 /// The JSON shape of a line; every key is always present (`null` when unknown) so that
@@ -118,6 +122,7 @@ struct Line<'a> {
     endpoint: Option<String>,
     overflow: Option<&'static str>,
     timeout: Option<&'static str>,
+    waf: Option<&'a WafEvent>,
 }
 
 impl Entry<'_> {
@@ -147,6 +152,7 @@ impl Entry<'_> {
             endpoint: self.endpoint.map(|a| a.to_string()),
             overflow: self.overflow,
             timeout: self.timeout,
+            waf: self.waf,
         };
         // Serializing strings, numbers and options into a String cannot fail.
         serde_json::to_string(&line).unwrap_or_default()

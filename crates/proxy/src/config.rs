@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use bulkhead_resources::{ObjectMeta, TrafficPolicySpec};
+use bulkhead_resources::{ObjectMeta, TrafficPolicySpec, WafSpec};
 use serde::Deserialize;
 
 /// `bulkhead.dev/v1alpha1/ProxyConfig`.
@@ -56,6 +56,11 @@ pub struct ProxySpec {
     /// The control plane managing this proxy; absent in standalone mode.
     #[serde(default)]
     pub control_plane: Option<ControlPlaneSpec>,
+    /// The web application firewall in front of the inbound HTTP ports (docs/waf.md).
+    /// Standalone mode only: under `controlPlane` the WebApplicationFirewall resource that
+    /// selects the workload applies. Without it, such a resource in `policies` applies.
+    #[serde(default)]
+    pub waf: Option<WafSpec>,
 }
 
 /// `spec.controlPlane`: where the control plane is and how to join it.

@@ -2,7 +2,7 @@
 //! connection and request.
 //!
 //! A request moves through phases, one module each: accept → detect → (inbound: mTLS
-//! handshake, peer identity) → authorize → route → balance → connect → forward →
+//! handshake, peer identity) → authorize → (inbound HTTP: web application firewall) → route → balance → connect → forward →
 //! respond/log. Configuration arrives as one typed [`snapshot::Snapshot`], built from a
 //! `ProxyConfig` file in standalone mode ([`reload::ConfigSource`]) or from the control
 //! plane's snapshots ([`control::ControlledSource`]).
@@ -23,6 +23,7 @@ pub mod resilience;
 mod respond;
 pub mod run;
 pub mod snapshot;
+pub mod waf;
 
 pub use error::ProxyError;
 pub use run::{Bound, Settings, run};

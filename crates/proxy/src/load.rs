@@ -24,7 +24,8 @@ use bulkhead_identity::{SpiffeId, TrustBundle, bundle::parse_certificates};
 use bulkhead_policy::{EndpointId, Engine, Options, PolicyError};
 use bulkhead_resources::load::decode_single_with;
 use bulkhead_resources::{
-    LoadError, Loader, Namespace, ObjectMeta, ResourceSet, Workload, WorkloadPort, WorkloadSpec,
+    LoadError, Loader, Namespace, ObjectMeta, ResourceSet, WafSpec, Workload, WorkloadPort,
+    WorkloadSpec,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -32,6 +33,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::config::{AppProtocol, ControlPlaneOverrides, IdentityFiles, OutboundSpec, ProxyConfig};
 use crate::resilience::TrafficPolicy;
 use crate::snapshot::{Endpoint, Inbound, Outbound, Snapshot};
+use crate::waf::{Waf, WafConfigError};
 
 /// The `apiVersion` of a `ProxyConfig`.
 pub const API_VERSION: &str = "bulkhead.dev/v1alpha1";
@@ -87,6 +89,9 @@ pub enum ConfigError {
     /// The policies load but cannot be compiled.
     #[error("spec.policies: {0}")]
     Compile(#[source] PolicyError),
+    /// The web application firewall's rules do not compile (file and line named).
+    #[error("{0}")]
+    Waf(#[from] WafConfigError),
     /// A field holds a value that [`load_config`] would have refused.
     #[error("{field}: {message}")]
     Field {
@@ -171,6 +176,7 @@ pub fn build_snapshot(
         })?;
     let material = read_identity(cfg, files, base_dir)?;
     let resources = load_policies(cfg, base_dir)?;
+    let firewall = file_waf(cfg, &resources);
     let (engine, endpoint) =
         compile(cfg, resources, material.id.trust_domain_name()).map_err(|e| match e {
             CompileError::Policy(e) => ConfigError::Compile(e),
@@ -181,6 +187,10 @@ pub fn build_snapshot(
         })?;
     let inbound = inbound(cfg);
     let outbound = outbound_with(cfg, file_upstream)?;
+    let previous_waf = previous.and_then(|p| p.waf.as_deref());
+    let waf = firewall
+        .map(|(source, spec)| Waf::build(source, spec, previous_waf))
+        .transpose()?;
     // Everything is valid: only now touch the sources the running proxy uses.
     let (svid, bundle) = commit_identity(material, previous, base_dir, files)?;
     Ok(Snapshot {
@@ -193,7 +203,45 @@ pub fn build_snapshot(
         inbound,
         outbound,
         access_log: cfg.spec.access_log.enabled,
+        waf,
     })
+}
+
+/// The firewall of a standalone proxy and what configured it: `spec.waf`, else the
+/// WebApplicationFirewall among the policy resources that selects this workload (chosen
+/// as the control plane chooses: `bulkhead_resources::waf::select`).
+fn file_waf(cfg: &ProxyConfig, resources: &ResourceSet) -> Option<(String, WafSpec)> {
+    let namespace = cfg.metadata.namespace_or_default();
+    if let Some(spec) = &cfg.spec.waf {
+        let source = format!("ProxyConfig/{namespace}/{}", cfg.metadata.name);
+        return Some((source, spec.clone()));
+    }
+    let same = |meta: &ObjectMeta| {
+        meta.name == cfg.metadata.name && meta.namespace_or_default() == namespace
+    };
+    let declared = resources.workloads.iter().map(|w| &w.metadata);
+    let declared = declared
+        .chain(resources.pods.iter().map(|p| &p.metadata))
+        .find(|m| same(m));
+    let labels = declared.map_or(&cfg.metadata.labels, |m| &m.labels);
+    let selection = bulkhead_resources::waf::select(
+        &resources.web_application_firewalls,
+        namespace,
+        labels,
+        ROOT_NAMESPACE,
+    );
+    let chosen = selection.chosen?;
+    let name = bulkhead_resources::waf::waf_name(chosen);
+    if !selection.ignored.is_empty() {
+        let ignored: Vec<String> = selection
+            .ignored
+            .iter()
+            .map(|w| bulkhead_resources::waf::waf_name(w))
+            .collect();
+        tracing::warn!(applies = %name, ignored = ?ignored,
+            "more than one WebApplicationFirewall selects this workload alike; the first by name applies");
+    }
+    Some((format!("WebApplicationFirewall/{name}"), chosen.spec.waf()))
 }
 
 /// Why [`compile`] failed.

@@ -1,4 +1,5 @@
-//! The proxy's Prometheus metrics (`/metrics` on the admin listener).
+//! The proxy's Prometheus metrics (`/metrics` on the admin listener): `bulkhead_proxy_*`
+//! and the web application firewall's `bulkhead_waf_*` ([`waf`]).
 //!
 //! Names follow `bulkhead_<subsystem>_<name>_<unit>[_total]` and every label has a small,
 //! fixed set of values (direction, status class, layer, decision, reason, result): never
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bulkhead_policy::Layer;
+use bulkhead_resources::WafMode;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -19,6 +21,9 @@ use prometheus_client::registry::{Metric, Registry, Unit};
 
 use crate::resilience::outlier::Reason;
 use crate::resilience::{Limit, Registry as Registry_, TimeoutKind};
+use crate::waf::WafAction;
+
+mod waf;
 
 /// Which listener a connection or request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,6 +92,7 @@ pub struct Metrics {
     tls_failures: Family<Labels2, Counter>,
     control: ControlHandles,
     resilience: ResilienceHandles,
+    waf: waf::WafHandles,
     /// Endpoint health of every running upstream: not a metric, but the data path and
     /// the admin listener (`/config`) share exactly this handle, so it lives here.
     upstreams: Registry_,
@@ -120,25 +126,27 @@ struct ControlHandles {
 impl Metrics {
     /// A fresh set of metrics, all at zero.
     pub fn new() -> Arc<Metrics> {
-        let mut r = Registry::with_prefix("bulkhead_proxy");
-        let (requests, request_duration) = register_http(&mut r);
-        let tcp = register_tcp(&mut r);
+        let mut root = Registry::default();
+        let r = root.sub_registry_with_prefix("bulkhead_proxy");
+        let (requests, request_duration) = register_http(r);
+        let tcp = register_tcp(r);
         let decisions: Family<Labels2, Counter> = add(
-            &mut r,
+            r,
             "policy_decisions",
             "Policy decisions, by deciding layer and decision (allow/deny)",
             None,
         );
         let tls_failures = add(
-            &mut r,
+            r,
             "tls_handshake_failures",
             "Failed TLS handshakes, by direction and reason",
             None,
         );
-        let control = register_control(&mut r);
-        let resilience = register_resilience(&mut r);
+        let control = register_control(r);
+        let resilience = register_resilience(r);
+        let waf = waf::register(root.sub_registry_with_prefix("bulkhead_waf"));
         Arc::new(Metrics {
-            registry: r,
+            registry: root,
             requests,
             request_duration,
             tcp,
@@ -151,6 +159,7 @@ impl Metrics {
             tls_failures,
             control,
             resilience,
+            waf,
             upstreams: Registry_::default(),
         })
     }
@@ -272,6 +281,17 @@ impl Metrics {
             .position(|k| *k == kind)
             .unwrap_or(0);
         self.resilience.timeouts[i].inc();
+    }
+
+    /// Records one request the firewall inspected: what it did and the engine time.
+    pub fn waf_request(&self, mode: WafMode, action: WafAction, engine: Duration) {
+        self.waf
+            .request(mode == WafMode::Blocking, action, engine.as_secs_f64());
+    }
+
+    /// Records one logged rule match of a CRS rule `family` (`crate::waf::event::family`).
+    pub fn waf_rule_match(&self, family: &str) {
+        self.waf.rule_match(family);
     }
 
     /// The endpoint health of every running upstream (shown in `/config`).

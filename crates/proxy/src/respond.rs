@@ -35,6 +35,29 @@ pub(crate) fn denied(verdict: &Verdict, request_id: &HeaderValue, grpc: bool) ->
     )
 }
 
+/// The response to a request the web application firewall refused (or whose response it
+/// refused): the firewall's status (403, 413 for a body over its limit, or a rule's own
+/// status) and the request id. The rules that matched are in the access log line with the
+/// same request id, not told to the caller.
+pub(crate) fn waf_refused(
+    status: StatusCode,
+    request_id: &HeaderValue,
+    grpc: bool,
+) -> Response<Body> {
+    let id = request_id.to_str().unwrap_or("-");
+    let what = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "request body larger than the web application firewall inspects"
+        }
+        _ => "request blocked by the web application firewall",
+    };
+    let message = format!("{what}; request id: {id}");
+    if grpc {
+        return grpc_status(GRPC_PERMISSION_DENIED, &message, request_id, None);
+    }
+    build(status, request_id, None, format!("{message}\n"))
+}
+
 /// Names the full circuit breaker on a fast 503 (`x-bulkhead-overflow: max_requests`).
 pub(crate) const OVERFLOW: &str = "x-bulkhead-overflow";
 

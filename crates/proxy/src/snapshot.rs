@@ -11,6 +11,7 @@ use bulkhead_policy::{EndpointId, Engine};
 
 use crate::config::AppProtocol;
 use crate::resilience::TrafficPolicy;
+use crate::waf::Waf;
 
 /// The proxy's whole configuration at one version.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub struct Snapshot {
     pub outbound: Vec<Outbound>,
     /// Whether access log lines are written.
     pub access_log: bool,
+    /// The web application firewall in front of the inbound HTTP ports, if any.
+    pub waf: Option<Arc<Waf>>,
 }
 
 /// One inbound port.

@@ -96,7 +96,8 @@ async fn metrics_are_openmetrics_text() {
     assert!(reply.body.ends_with("# EOF\n"));
     for line in reply.body.lines().filter(|l| !l.starts_with('#')) {
         let (series, value) = line.rsplit_once(' ').unwrap();
-        assert!(series.starts_with("bulkhead_proxy_"), "{line}");
+        let known = ["bulkhead_proxy_", "bulkhead_waf_"];
+        assert!(known.iter().any(|p| series.starts_with(p)), "{line}");
         value.parse::<f64>().unwrap_or_else(|_| panic!("{line}"));
     }
     assert!(reply.body.contains("bulkhead_proxy_config_version 1\n"));
@@ -199,6 +200,7 @@ async fn config_describes_the_snapshot_without_key_material() {
         "spiffe://cluster.local/ns/shop/sa/api"
     );
     assert_eq!(config["policies"]["endpoints"], 1);
+    assert!(config["waf"].is_null(), "no firewall configured");
 
     // Not one line of the private key's PEM body appears, nor any PEM block at all.
     let key = std::fs::read_to_string(mesh.path().join("web/key.pem")).unwrap();

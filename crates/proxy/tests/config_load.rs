@@ -56,7 +56,7 @@ fn json_configs_load_too() {
 fn schema_errors() {
     assert_eq!(
         error_with("  policies: []\n", "  policies: []\n  bogus: 1\n"),
-        "document 1 (line 21): ProxyConfig/shop/web: spec.bogus: unknown field `bogus`, expected one of `serviceAccount`, `identity`, `admin`, `accessLog`, `inbound`, `outbound`, `policies`, `controlPlane`"
+        "document 1 (line 21): ProxyConfig/shop/web: spec.bogus: unknown field `bogus`, expected one of `serviceAccount`, `identity`, `admin`, `accessLog`, `inbound`, `outbound`, `policies`, `controlPlane`, `waf`"
     );
     assert_eq!(
         error_with("      port: 8080", "      port: http"),

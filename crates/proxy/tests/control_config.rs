@@ -99,6 +99,12 @@ fn what_the_control_plane_supplies_is_forbidden_in_the_file() {
 }
 
 #[test]
+fn the_firewall_comes_from_the_control_plane_too() {
+    let errors = errors_with("  admin:", "  waf: {mode: Blocking}\n  admin:");
+    assert!(errors.iter().any(|e| e.ends_with("spec.waf: not allowed with spec.controlPlane: the control plane supplies the firewall (a WebApplicationFirewall resource selecting the workload)")), "{errors:#?}");
+}
+
+#[test]
 fn control_plane_fields_are_checked() {
     let cases = [
         (

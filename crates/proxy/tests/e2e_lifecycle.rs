@@ -102,6 +102,7 @@ async fn snapshot_adds_and_removes_listeners() {
             inbound: s.inbound.clone(),
             outbound,
             access_log: s.access_log,
+            waf: s.waf.clone(),
         }
     };
     pair.a.update(|s| with_extra(s, true));
@@ -148,6 +149,7 @@ async fn rotation_and_reload_during_continuous_traffic() {
                 inbound: s.inbound.clone(),
                 outbound: s.outbound.clone(),
                 access_log: s.access_log,
+                waf: s.waf.clone(),
             }),
             _ => {}
         }

@@ -12,6 +12,7 @@ pub mod load;
 pub mod meta;
 pub mod selector;
 pub mod validate;
+pub mod waf;
 
 #[cfg(test)]
 mod testutil;
@@ -35,6 +36,10 @@ pub use kinds::traffic::{
     BackoffSpec, BudgetSpec, ConnectionPoolSpec, GrpcStatusSpec, LoadBalancerSpec,
     OutlierDetectionSpec, RetriesSpec, RetryOnSpec, ServiceTrafficPolicySpec, TimeoutsSpec,
     TrafficPolicy, TrafficPolicySpec,
+};
+pub use kinds::waf::{
+    AnomalyThresholdsSpec, RuleIdSpec, WafExclusionSpec, WafMode, WafSpec, WebApplicationFirewall,
+    WebApplicationFirewallSpec,
 };
 pub use load::{Format, Loader, load_paths};
 pub use meta::{Labels, ObjectMeta};
@@ -64,6 +69,8 @@ pub enum Resource {
     PeerAuthentication(PeerAuthentication),
     /// `bulkhead.dev/v1alpha1/TrafficPolicy`.
     TrafficPolicy(TrafficPolicy),
+    /// `bulkhead.dev/v1alpha1/WebApplicationFirewall`.
+    WebApplicationFirewall(WebApplicationFirewall),
 }
 
 impl Resource {
@@ -78,6 +85,7 @@ impl Resource {
             Resource::AuthorizationPolicy(_) => "AuthorizationPolicy",
             Resource::PeerAuthentication(_) => "PeerAuthentication",
             Resource::TrafficPolicy(_) => "TrafficPolicy",
+            Resource::WebApplicationFirewall(_) => "WebApplicationFirewall",
         }
     }
 
@@ -92,6 +100,7 @@ impl Resource {
             Resource::AuthorizationPolicy(r) => &r.metadata,
             Resource::PeerAuthentication(r) => &r.metadata,
             Resource::TrafficPolicy(r) => &r.metadata,
+            Resource::WebApplicationFirewall(r) => &r.metadata,
         }
     }
 
@@ -129,6 +138,8 @@ pub struct ResourceSet {
     pub peer_authentications: Vec<PeerAuthentication>,
     /// TrafficPolicies (at most one per Service).
     pub traffic_policies: Vec<TrafficPolicy>,
+    /// WebApplicationFirewalls (see [`waf::select`] for which one applies to a workload).
+    pub web_application_firewalls: Vec<WebApplicationFirewall>,
 }
 
 impl ResourceSet {
@@ -143,6 +154,7 @@ impl ResourceSet {
             Resource::AuthorizationPolicy(r) => self.authorization_policies.push(r),
             Resource::PeerAuthentication(r) => self.peer_authentications.push(r),
             Resource::TrafficPolicy(r) => self.traffic_policies.push(r),
+            Resource::WebApplicationFirewall(r) => self.web_application_firewalls.push(r),
         }
     }
 
@@ -156,6 +168,7 @@ impl ResourceSet {
             + self.authorization_policies.len()
             + self.peer_authentications.len()
             + self.traffic_policies.len()
+            + self.web_application_firewalls.len()
     }
 
     /// True when the set holds nothing.

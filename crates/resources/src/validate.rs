@@ -11,8 +11,12 @@ mod tests;
 mod traffic;
 #[cfg(test)]
 mod traffic_tests;
+mod waf;
+#[cfg(test)]
+mod waf_tests;
 
 pub use traffic::{MAX_BUFFER_BYTES, traffic_policy_spec};
+pub use waf::{MAX_EXCLUSION_ENTRIES, MAX_EXCLUSIONS, waf_spec};
 
 use crate::field::{FieldError, FieldPath};
 use crate::kinds::core::{Container, PortRef};
@@ -42,6 +46,7 @@ pub fn validate(resource: &Resource) -> Vec<FieldError> {
         Resource::AuthorizationPolicy(ap) => authz::validate(&mut v, ap),
         Resource::PeerAuthentication(pa) => peer_authentication(&mut v, pa, &spec),
         Resource::TrafficPolicy(tp) => traffic::validate(&mut v, tp, &spec),
+        Resource::WebApplicationFirewall(w) => waf::validate(&mut v, w, &spec),
     }
     v.0
 }

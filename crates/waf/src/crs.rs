@@ -29,7 +29,11 @@ mod tests {
     #[test]
     fn embedded_crs_compiles_with_its_data_files() {
         let rules = crate::RuleSet::builder()
-            .text("<setup>", "SecAction \"id:900990,phase:1,pass,nolog,setvar:tx.crs_setup_version=4251\"", std::path::Path::new("."))
+            .text(
+                "<setup>",
+                "SecAction \"id:900990,phase:1,pass,nolog,setvar:tx.crs_setup_version=4251\"",
+                std::path::Path::new("."),
+            )
             .and_then(|b| b.embedded_crs())
             .and_then(|b| b.build())
             .unwrap_or_else(|e| panic!("{e}"));

@@ -6,14 +6,17 @@
 //! [`Intervention`]. Rule files are read only when a rule set is compiled.
 
 pub mod body;
+pub mod crs;
+mod engine;
+mod error;
 pub mod http1;
 pub mod operator;
 pub mod parse;
 pub mod transform;
-pub mod crs;
-mod engine;
-mod error;
 
-pub use engine::{EngineMode, Intervention, LimitAction, RuleMatch, RuleSet, RuleSetBuilder, Settings, Transaction};
+pub use engine::{
+    EngineMode, Intervention, LimitAction, RuleMatch, RuleSet, RuleSetBuilder, Settings,
+    Transaction,
+};
 pub use error::WafError;
 pub mod replay;

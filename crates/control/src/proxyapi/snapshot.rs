@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use aws_lc_rs::digest::{Context, SHA256};
-use bulkhead_api::proxy::{Endpoint, InboundPort, Snapshot, Upstream, UpstreamRef};
+use bulkhead_api::proxy::{Endpoint, InboundPort, Snapshot, Upstream, UpstreamRef, Waf};
 use bulkhead_identity::TrustDomain;
 use bulkhead_resources::{PortRef, ServicePort};
 use prost::encoding::{WireType, encode_key, encode_varint};
@@ -27,6 +27,7 @@ const FIELD_BUNDLE: u32 = 3;
 const FIELD_RESOURCES: u32 = 4;
 const FIELD_UPSTREAMS: u32 = 5;
 const FIELD_TRUST_DOMAIN: u32 = 6;
+const FIELD_WAF: u32 = 7;
 
 /// What a proxy subscribed with, checked and normalized (sorted, deduplicated).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +217,7 @@ struct Parts {
     own: Vec<String>,
     upstreams: Vec<Upstream>,
     trust_domain: String,
+    waf: Option<Waf>,
 }
 
 impl Parts {
@@ -227,6 +229,7 @@ impl Parts {
             .map(|r| upstream(view, td, sub, r))
             .collect();
         let trust_domain = td.as_str().to_owned();
+        let waf = own_waf(view, sub);
         // Continue the shared part's digest with the fields that follow it, in field order.
         let mut digest = shared_digest(view, bundle_pem, &sub.namespace);
         let mut buf = Vec::new();
@@ -239,12 +242,16 @@ impl Parts {
         if !trust_domain.is_empty() {
             encode_str(FIELD_TRUST_DOMAIN, &trust_domain, &mut buf);
         }
+        if let Some(waf) = &waf {
+            prost::encoding::message::encode(FIELD_WAF, waf, &mut buf);
+        }
         digest.update(&buf);
         Parts {
             hash: hex(digest.finish().as_ref()),
             own,
             upstreams,
             trust_domain,
+            waf,
         }
     }
 
@@ -261,6 +268,7 @@ impl Parts {
             resources_json,
             upstreams: self.upstreams,
             trust_domain: self.trust_domain,
+            waf: self.waf,
         }
     }
 }
@@ -278,6 +286,14 @@ fn own_resources(view: &MeshView, sub: &Subscription) -> Vec<String> {
         .filter(|w| w.address.is_none() || !shipped)
         .map(|w| w.json.clone())
         .collect()
+}
+
+/// The WebApplicationFirewall for the proxy's workload, selected by the labels of its
+/// declared Workload or Pod (the Workload when both exist), else of its `Subscribe`.
+fn own_waf(view: &MeshView, sub: &Subscription) -> Option<Waf> {
+    let declared = view.workloads(&sub.workload_key());
+    let labels = declared.first().map_or(&sub.labels, |w| &w.labels);
+    view.waf(&sub.namespace, labels)
 }
 
 /// One upstream: the Service port, the registered endpoints behind it and the Service's

@@ -33,6 +33,7 @@ fn entry<'a>() -> Entry<'a> {
         endpoint: None,
         overflow: None,
         timeout: None,
+        waf: None,
     }
 }
 
@@ -63,6 +64,7 @@ fn a_line_is_json_with_every_field() {
         "endpoint": null,
         "overflow": null,
         "timeout": null,
+        "waf": null,
     });
     assert_eq!(value, expected);
 }
@@ -91,7 +93,7 @@ fn unknown_fields_are_null_not_missing() {
     };
     let value: serde_json::Value = serde_json::from_str(&e.to_json(SystemTime::now())).unwrap();
     let object = value.as_object().unwrap();
-    assert_eq!(object.len(), 22);
+    assert_eq!(object.len(), 23);
     assert!(object["source"].is_null() && object["status"].is_null());
     assert_eq!(object["direction"], "outbound");
     assert_eq!(object["retries"], 1);

@@ -42,6 +42,7 @@ pub(super) fn render(
             "endpoints": engine.endpoint_count(),
         },
         "access_log": snapshot.access_log,
+        "waf": snapshot.waf.as_ref().map(|w| w.to_json()),
         "reload": status.map(|s| json!({
             "attempts": s.attempts,
             "rejected": s.rejected,

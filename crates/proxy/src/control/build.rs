@@ -10,14 +10,15 @@ use bulkhead_api::proxy;
 use bulkhead_identity::rotation::SvidSource;
 use bulkhead_identity::verify::BundleHandle;
 use bulkhead_identity::{SpiffeId, TrustBundle};
-use bulkhead_resources::validate::traffic_policy_spec;
-use bulkhead_resources::{FieldPath, Format, Loader, TrafficPolicySpec};
+use bulkhead_resources::validate::{traffic_policy_spec, waf_spec};
+use bulkhead_resources::{FieldPath, Format, Loader, TrafficPolicySpec, WafSpec};
 
 use super::error::SnapshotError;
 use crate::config::{OutboundSpec, ProxyConfig};
 use crate::load::{CompileError, compile, inbound, outbound_with};
 use crate::resilience::TrafficPolicy;
 use crate::snapshot::{Endpoint, Snapshot};
+use crate::waf::Waf;
 
 /// A snapshot ready to publish, and the trust bundle to install first when it changed.
 #[derive(Debug)]
@@ -28,12 +29,15 @@ pub(crate) struct Built {
 
 /// Builds the snapshot `message` describes for the proxy `cfg` wires up, serving `svid`
 /// and verifying peers with `bundle`. The version is the control plane's (its store
-/// revision, which increases).
+/// revision, which increases). The firewall reuses `previous`'s compiled rules when its
+/// settings are unchanged; otherwise it compiles the CRS, which takes a while, so call
+/// this on a blocking thread.
 pub(crate) fn build(
     cfg: &ProxyConfig,
     svid: &Arc<SvidSource>,
     bundle: &BundleHandle,
     message: &proxy::Snapshot,
+    previous: Option<&Waf>,
 ) -> Result<Built, SnapshotError> {
     let trust_domain = svid.id().trust_domain();
     if message.trust_domain != trust_domain.as_str() {
@@ -62,6 +66,7 @@ pub(crate) fn build(
             CompileError::MissingSelf(key) => SnapshotError::MissingSelf(key),
         })?;
     let outbound = outbound_with(cfg, |_, o| upstream(message, o))?;
+    let waf = firewall(message.waf.as_ref(), previous)?;
     let changed = bundle.current().roots() != new_bundle.roots();
     Ok(Built {
         snapshot: Snapshot {
@@ -74,6 +79,7 @@ pub(crate) fn build(
             inbound: inbound(cfg),
             outbound,
             access_log: cfg.spec.access_log.enabled,
+            waf,
         },
         bundle: changed.then_some(new_bundle),
     })
@@ -118,6 +124,26 @@ fn traffic_policy(index: usize, json: &str) -> Result<TrafficPolicy, SnapshotErr
         return Err(fail(problem.path.to_string(), problem.message));
     }
     Ok(TrafficPolicy::from(&spec))
+}
+
+/// The snapshot's firewall: its spec decoded and checked as file mode checks
+/// `spec.waf`, then compiled (or its rules reused from `previous`).
+fn firewall(
+    message: Option<&proxy::Waf>,
+    previous: Option<&Waf>,
+) -> Result<Option<Arc<Waf>>, SnapshotError> {
+    let Some(message) = message else {
+        return Ok(None);
+    };
+    let fail = |field: String, message: String| SnapshotError::Waf { field, message };
+    let field = FieldPath::root().key("waf").key("spec_json");
+    let spec: WafSpec = serde_json::from_str(&message.spec_json)
+        .map_err(|e| fail(field.to_string(), e.to_string()))?;
+    if let Some(problem) = waf_spec(&spec, &field).into_iter().next() {
+        return Err(fail(problem.path.to_string(), problem.message));
+    }
+    let source = format!("WebApplicationFirewall/{}", message.name);
+    Ok(Some(Waf::build(source, spec, previous)?))
 }
 
 /// The endpoints of the snapshot's upstream `index`.

@@ -110,6 +110,17 @@ pub enum SnapshotError {
     /// The compiled policies do not know this workload.
     #[error("resources_json: workload `{0}` is missing from the compiled policies")]
     MissingSelf(String),
+    /// The firewall's settings are malformed.
+    #[error("{field}: {message}")]
+    Waf {
+        /// e.g. `waf.spec_json.paranoiaLevel`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The firewall's rules do not compile.
+    #[error("waf: {0}")]
+    WafCompile(#[from] crate::waf::WafConfigError),
     /// An upstream's endpoint or traffic policy is malformed.
     #[error("upstreams[{index}].{field}: {message}")]
     Upstream {

@@ -167,6 +167,17 @@ struct SnapshotJson {
     upstreams: Vec<UpstreamJson>,
     #[serde(default)]
     trust_domain: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    waf: Option<WafJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WafJson {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    spec_json: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -213,6 +224,10 @@ impl From<&proxy::Snapshot> for SnapshotJson {
             resources_json: s.resources_json.clone(),
             upstreams: upstreams.collect(),
             trust_domain: s.trust_domain.clone(),
+            waf: s.waf.as_ref().map(|w| WafJson {
+                name: w.name.clone(),
+                spec_json: w.spec_json.clone(),
+            }),
         }
     }
 }
@@ -239,6 +254,10 @@ impl From<SnapshotJson> for proxy::Snapshot {
             resources_json: s.resources_json,
             upstreams: upstreams.collect(),
             trust_domain: s.trust_domain,
+            waf: s.waf.map(|w| proxy::Waf {
+                name: w.name,
+                spec_json: w.spec_json,
+            }),
         }
     }
 }
@@ -267,6 +286,10 @@ mod tests {
                 traffic_policy_json: r#"{"retries":{"attempts":1}}"#.into(),
             }],
             trust_domain: "cluster.local".into(),
+            waf: Some(proxy::Waf {
+                name: "shop/web".into(),
+                spec_json: r#"{"mode":"Blocking"}"#.into(),
+            }),
         };
         state.save_snapshot(&snapshot).unwrap();
         assert_eq!(state.load_snapshot().unwrap(), Some(snapshot));

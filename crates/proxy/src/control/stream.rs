@@ -92,7 +92,7 @@ impl Watcher {
             if let Some(persisted) = fallback.take()
                 && self.is_pending()
             {
-                self.apply_persisted(persisted, &end.error);
+                self.apply_persisted(persisted, &end.error).await;
             }
             let delay = self.disconnected(end);
             sleep(delay).await;
@@ -180,11 +180,41 @@ impl Watcher {
         }
     }
 
+    /// Builds `message` into a snapshot on a blocking thread (compiling a changed firewall
+    /// takes a while), handing the message back with the result.
+    async fn build(
+        &self,
+        message: proxy::Snapshot,
+    ) -> (proxy::Snapshot, Result<Built, SnapshotError>) {
+        let ctx = Arc::clone(&self.ctx);
+        let previous = match &self.out {
+            Out::Live(sender) => sender.borrow().waf.clone(),
+            Out::Pending(_) => None,
+        };
+        let work = tokio::task::spawn_blocking(move || {
+            let built = build(
+                &ctx.config,
+                &ctx.svid,
+                &ctx.bundle,
+                &message,
+                previous.as_deref(),
+            );
+            (message, built)
+        });
+        match work.await {
+            Ok(done) => done,
+            // A bug in the build stays a bug of this task, as if it had run here.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: the runtime is shutting down and nothing waits for this session.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// Builds and publishes `message`, or refuses it; returns the ACK or NACK.
     async fn apply(&mut self, message: proxy::Snapshot) -> WatchRequest {
         let (version, hash) = (message.version, message.hash.clone());
-        let ctx = Arc::clone(&self.ctx);
-        let error = match build(&ctx.config, &ctx.svid, &ctx.bundle, &message) {
+        let (message, built) = self.build(message).await;
+        let error = match built {
             Ok(built) => {
                 self.publish(built, &hash, false);
                 self.persist(message).await;
@@ -205,9 +235,9 @@ impl Watcher {
     }
 
     /// The persisted snapshot, when the control plane could not be reached at start.
-    fn apply_persisted(&mut self, message: proxy::Snapshot, why: &ControlError) {
-        let ctx = Arc::clone(&self.ctx);
-        match build(&ctx.config, &ctx.svid, &ctx.bundle, &message) {
+    async fn apply_persisted(&mut self, message: proxy::Snapshot, why: &ControlError) {
+        let (message, built) = self.build(message).await;
+        match built {
             Ok(built) => {
                 tracing::warn!(version = message.version, error = %why,
                     "control plane unreachable at start; serving the snapshot persisted in stateDir");

@@ -17,6 +17,7 @@ use super::body::{Counting, Tracked};
 use super::tcp::{TcpLog, UpgradedRequest};
 use crate::accesslog::{AccessLog, Entry};
 use crate::metrics::{Direction, Metrics};
+use crate::waf::{WafAction, WafEvent};
 
 /// Prepares a request head to travel over HTTP/2: absolute URI (scheme and authority
 /// from the URI, else the `Host` header, else `fallback`), no `Host` header.
@@ -173,6 +174,8 @@ pub(crate) struct HttpLog {
     pub(crate) bytes_in: Arc<AtomicU64>,
     pub(crate) verdict: Verdict,
     pub(crate) resilience: Resilience,
+    /// The firewall's record of the request (inbound), when it logged or refused.
+    pub(crate) waf: Option<Box<WafEvent>>,
 }
 
 impl HttpLog {
@@ -223,6 +226,18 @@ impl HttpLog {
             return;
         }
         let reason = self.verdict.reason.as_ref().map(ToString::to_string);
+        // A request the firewall refused is a deny of the `waf` layer, by that firewall.
+        let blocked = self.waf.as_deref().filter(|e| e.action == WafAction::Block);
+        let decision = match blocked {
+            Some(_) => "deny",
+            None => self.verdict.decision(),
+        };
+        let layer = match blocked {
+            Some(_) => Some("waf"),
+            None => self.verdict.layer.map(Layer::as_str),
+        };
+        let policy = blocked.map_or(self.verdict.policy.as_deref(), |e| Some(&e.firewall));
+        let reason = blocked.map_or(reason.as_deref(), |e| e.message.as_deref());
         self.sinks.access_log.write(&Entry {
             kind: "http",
             direction: self.direction,
@@ -237,14 +252,15 @@ impl HttpLog {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out,
             duration,
-            decision: self.verdict.decision(),
-            layer: self.verdict.layer.map(Layer::as_str),
-            policy: self.verdict.policy.as_deref(),
-            reason: reason.as_deref(),
+            decision,
+            layer,
+            policy,
+            reason,
             retries: self.resilience.retries,
             endpoint: self.resilience.endpoint,
             overflow: self.resilience.overflow,
             timeout: self.resilience.timeout,
+            waf: self.waf.as_deref(),
         });
     }
 }

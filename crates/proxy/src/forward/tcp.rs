@@ -266,6 +266,7 @@ impl TcpLog {
             endpoint: self.resilience.endpoint,
             overflow: self.resilience.overflow,
             timeout: self.resilience.timeout,
+            waf: None,
         });
     }
 }

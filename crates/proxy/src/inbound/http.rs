@@ -1,13 +1,15 @@
 //! Inbound HTTP: each request is cleaned, stamped with the verified peer identity,
-//! authorized, and forwarded to the app in the app's protocol.
+//! authorized, inspected by the web application firewall when the snapshot has one, and
+//! forwarded to the app in the app's protocol.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use http::header::EXPECT;
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use tracing::Instrument;
@@ -23,12 +25,15 @@ use crate::metrics::Direction;
 use crate::respond;
 use crate::run::{Context, Drain, ListenerKey};
 use crate::snapshot::{Inbound, Snapshot};
+use crate::waf::inspect::{Inspection, Refusal, RequestInfo};
 
 /// What every request of one inbound connection shares.
 pub(super) struct Conn {
     ctx: Arc<Context>,
     key: ListenerKey,
     peer: Peer,
+    /// The local end of the connection (the firewall's server address).
+    local: SocketAddr,
     local_id: Arc<str>,
 }
 
@@ -37,12 +42,14 @@ impl Conn {
         ctx: Arc<Context>,
         key: ListenerKey,
         peer: Peer,
+        local: SocketAddr,
         snapshot: &Snapshot,
     ) -> Arc<Conn> {
         Arc::new(Conn {
             ctx,
             key,
             peer,
+            local,
             local_id: snapshot.identity.as_str().into(),
         })
     }
@@ -76,11 +83,17 @@ async fn authorize_and_forward(conn: Arc<Conn>, mut req: Request<Incoming>) -> R
         let gone = ProxyError::ListenerRemoved(conn.key.listen);
         return respond::error(&gone, &request_id, grpc);
     };
+    // The firewall reads the headers as the client sent them, before the cleaning below.
+    let received = snapshot
+        .waf
+        .as_ref()
+        .and_then(|w| w.rules())
+        .map(|_| req.headers().clone());
     let (upgrade, orig_h1) = clean(&mut req, &conn.peer);
     if let Ok(id) = request_id.to_str() {
         tracing::Span::current().record("request_id", id);
     }
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let attributes = authorize::http_request(&parts);
     let verdict = authorize::decide(
         &conn.ctx,
@@ -103,28 +116,131 @@ async fn authorize_and_forward(conn: Arc<Conn>, mut req: Request<Incoming>) -> R
         start,
         bytes_in: Arc::new(AtomicU64::new(0)),
         verdict,
+        waf: None,
     };
     if !log.verdict.allowed {
         let resp = respond::denied(&log.verdict, &request_id, grpc);
         return log.respond(resp);
     }
-    let version = app_version(inbound.protocol, parts.version, orig_h1, upgrade);
-    let on_upgrade = upgrade
+    let shape = Shape {
+        upgrade,
+        orig_h1,
+        grpc,
+    };
+    let req = Request::from_parts(parts, log.count_request(boxed(body)));
+    to_app(&conn, &snapshot, inbound, req, received, shape, log).await
+}
+
+/// An allowed request on its way to the app: through the firewall when the snapshot has
+/// one, converted to the app's protocol, forwarded, and its answer (the app's, the
+/// firewall's or the proxy's own) logged.
+async fn to_app(
+    conn: &Conn,
+    snapshot: &Snapshot,
+    inbound: &Inbound,
+    req: Request<Body>,
+    received: Option<HeaderMap>,
+    shape: Shape,
+    mut log: HttpLog,
+) -> Response<Body> {
+    let request_id = log.request_id.clone();
+    let metrics = &conn.ctx.sinks.metrics;
+    let (mut parts, body) = req.into_parts();
+    let inspected = match &received {
+        Some(headers) => firewall_request(conn, snapshot, &parts, headers, body, shape).await,
+        None => Ok((body, None)),
+    };
+    let (body, inspection) = match inspected {
+        Ok(passed) => passed,
+        Err((inspection, refusal)) => {
+            log.waf = inspection.finish(metrics).map(Box::new);
+            return log.respond(respond::waf_refused(
+                refusal.status,
+                &request_id,
+                shape.grpc,
+            ));
+        }
+    };
+    let version = app_version(
+        inbound.protocol,
+        parts.version,
+        shape.orig_h1,
+        shape.upgrade,
+    );
+    let on_upgrade = shape
+        .upgrade
         .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
         .flatten();
     match version {
         Version::Http1 => to_h1(&mut parts),
         Version::Http2 => to_h2(&mut parts, &inbound.forward_to.to_string()),
     }
-    let req = Request::from_parts(parts, log.count_request(boxed(body)));
-    let resp = match forward(&conn.ctx, inbound, req, version, on_upgrade, &log).await {
-        Ok(resp) => resp,
+    let req = Request::from_parts(parts, body);
+    let (resp, from_app) = match forward(&conn.ctx, inbound, req, version, on_upgrade, &log).await {
+        Ok(resp) => (resp, true),
         Err(e) => {
             tracing::warn!(error = %e, "request to the app failed");
-            respond::error(&e, &request_id, grpc)
+            (respond::error(&e, &request_id, shape.grpc), false)
         }
     };
+    let Some(mut inspection) = inspection else {
+        return log.respond(resp);
+    };
+    // The app's answers only: not the proxy's own errors, not a switch of protocols
+    // (whose stream is already bridged).
+    let resp = match from_app && !shape.upgrade {
+        false => resp,
+        true => match inspection.response(resp, shape.grpc).await {
+            Ok(resp) => resp,
+            Err(refusal) => respond::waf_refused(refusal.status, &request_id, shape.grpc),
+        },
+    };
+    log.waf = inspection.finish(metrics).map(Box::new);
     log.respond(resp)
+}
+
+/// What forwarding and the firewall need to know about a request.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    /// It asks to switch protocols (HTTP/1.1 `Upgrade`).
+    upgrade: bool,
+    /// An HTTP/1 request carried over HTTP/2 between sidecars.
+    orig_h1: bool,
+    /// A gRPC call.
+    grpc: bool,
+}
+
+/// The firewall's request phases, when the snapshot has a firewall that runs: the body
+/// to forward (held back and replayed) with the inspection to finish after the
+/// response, or the refusal to answer with.
+async fn firewall_request(
+    conn: &Conn,
+    snapshot: &Snapshot,
+    head: &http::request::Parts,
+    received: &HeaderMap,
+    body: Body,
+    shape: Shape,
+) -> Result<(Body, Option<Inspection>), (Inspection, Refusal)> {
+    let Some((waf, rules)) = snapshot
+        .waf
+        .as_ref()
+        .and_then(|w| Some((w, Arc::clone(w.rules()?))))
+    else {
+        return Ok((body, None));
+    };
+    let info = RequestInfo {
+        peer: conn.peer.addr,
+        local: conn.local,
+        head,
+        headers: received,
+        // Streams are passed on as they come: holding them back would break them.
+        streaming: shape.upgrade || shape.grpc,
+    };
+    let (inspection, outcome) = Inspection::request(waf, rules, info, body).await;
+    match outcome {
+        Ok(body) => Ok((body, Some(inspection))),
+        Err(refusal) => Err((inspection, refusal)),
+    }
 }
 
 /// Request hygiene for the app; returns whether the request upgrades and whether the

@@ -51,6 +51,8 @@ pub(crate) async fn serve(
         peer.id = tracing::field::Empty,
         protocol = tracing::field::Empty,
     );
+    // The firewall reads the server's side of the connection (SERVER_ADDR, SERVER_PORT).
+    let local = tcp.local_addr().unwrap_or(inbound.listen);
     async move {
         let accepted = tls::accept(&ctx, &snapshot, &inbound, tcp, addr).await?;
         let peer = Peer {
@@ -64,7 +66,7 @@ pub(crate) async fn serve(
         tracing::Span::current().record("protocol", version.map_or("tcp", version_name));
         match version {
             Some(version) => {
-                let conn = http::Conn::new(ctx, key, peer, &snapshot);
+                let conn = http::Conn::new(ctx, key, peer, local, &snapshot);
                 http::serve(conn, io, version, drain).await;
             }
             None => forward_tcp(&ctx, &snapshot, &inbound, &peer, io, start).await,

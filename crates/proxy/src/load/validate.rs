@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use bulkhead_identity::{SpiffeId, TrustDomain};
-use bulkhead_resources::validate::traffic_policy_spec;
+use bulkhead_resources::validate::{traffic_policy_spec, waf_spec};
 use bulkhead_resources::{FieldError, FieldPath};
 
 use crate::config::{ControlPlaneSpec, ProxyConfig};
@@ -27,6 +27,9 @@ pub(super) fn validate(cfg: &ProxyConfig, base_dir: &Path) -> Vec<FieldError> {
     check_listeners(cfg, &spec, &mut out);
     check_outbound(cfg, &spec, &mut out);
     check_files(cfg, base_dir, &spec, &mut out);
+    if let Some(waf) = &cfg.spec.waf {
+        out.extend(waf_spec(waf, &spec.key("waf")));
+    }
     match &cfg.spec.control_plane {
         Some(cp) => check_controlled(cfg, cp, base_dir, &spec, &mut out),
         None if cfg.spec.identity.is_none() => out.push(FieldError::new(
@@ -72,6 +75,12 @@ fn check_controlled(
                 "the traffic policy (a TrafficPolicy resource for the Service)",
             ));
         }
+    }
+    if cfg.spec.waf.is_some() {
+        out.push(forbidden(
+            spec.key("waf"),
+            "the firewall (a WebApplicationFirewall resource selecting the workload)",
+        ));
     }
     check_control_plane(cp, base_dir, &spec.key("controlPlane"), out);
 }

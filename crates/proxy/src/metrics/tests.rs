@@ -22,7 +22,7 @@ fn parse(text: &str) -> HashMap<String, f64> {
         let (series, value) = line.rsplit_once(' ').expect("sample line has a value");
         let name = series.split('{').next().unwrap();
         assert!(
-            name.starts_with("bulkhead_proxy_"),
+            name.starts_with("bulkhead_proxy_") || name.starts_with("bulkhead_waf_"),
             "bad metric name: {name}"
         );
         let value: f64 = value
@@ -171,4 +171,48 @@ fn decisions_tls_failures_and_gauges() {
 fn metrics_are_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Metrics>();
+}
+
+#[test]
+fn waf_requests_and_matches_have_bounded_labels() {
+    use crate::waf::WafAction;
+    use bulkhead_resources::WafMode;
+    let metrics = Metrics::new();
+    metrics.waf_request(
+        WafMode::Blocking,
+        WafAction::Block,
+        Duration::from_micros(300),
+    );
+    metrics.waf_request(
+        WafMode::DetectionOnly,
+        WafAction::Detect,
+        Duration::from_micros(80),
+    );
+    metrics.waf_rule_match("942");
+    metrics.waf_rule_match("942");
+    metrics.waf_rule_match("not-a-family");
+    let s = parse(&metrics.encode());
+    let get = |k: &str| s.get(k).copied().unwrap_or_else(|| panic!("missing {k}"));
+    assert_eq!(
+        get(r#"bulkhead_waf_requests_total{mode="blocking",action="block"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"bulkhead_waf_requests_total{mode="detection_only",action="detect"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"bulkhead_waf_requests_total{mode="blocking",action="pass"}"#),
+        0.0
+    );
+    assert_eq!(get(r#"bulkhead_waf_rule_matches_total{family="942"}"#), 2.0);
+    assert_eq!(
+        get(r#"bulkhead_waf_rule_matches_total{family="other"}"#),
+        1.0
+    );
+    assert_eq!(get("bulkhead_waf_inspection_seconds_count"), 2.0);
+    // The proxy's own names are unchanged by the second prefix.
+    assert!(s.contains_key(
+        r#"bulkhead_proxy_http_requests_total{direction="inbound",status_class="2xx"}"#
+    ));
 }

@@ -104,6 +104,7 @@ async fn handle(conn: Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
         start,
         bytes_in: Arc::new(AtomicU64::new(0)),
         verdict: Verdict::unchecked(),
+        waf: None,
     };
     let (parts, body) = req.into_parts();
     let req = Request::from_parts(parts, log.count_request(boxed(body)));

@@ -50,6 +50,7 @@ pub fn snapshot(
         resources_json: resources.iter().map(|r| (*r).to_owned()).collect(),
         upstreams,
         trust_domain: "cluster.local".into(),
+        waf: None,
     }
 }
 

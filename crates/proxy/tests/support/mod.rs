@@ -123,6 +123,7 @@ pub fn snapshot(
         inbound,
         outbound,
         access_log: true,
+        waf: None,
     }
 }
 
@@ -370,6 +371,23 @@ impl Pair {
             inbound: s.inbound.clone(),
             outbound: s.outbound.clone(),
             access_log: s.access_log,
+            waf: s.waf.clone(),
+        });
+    }
+
+    /// Puts `waf` in force at B (none: no firewall).
+    pub fn set_waf(&self, waf: Option<Arc<bulkhead_proxy::waf::Waf>>) {
+        self.b.update(|s| Snapshot {
+            version: s.version,
+            identity: s.identity.clone(),
+            svid: s.svid.clone(),
+            bundle: s.bundle.clone(),
+            endpoint: s.endpoint,
+            engine: s.engine.clone(),
+            inbound: s.inbound.clone(),
+            outbound: s.outbound.clone(),
+            access_log: s.access_log,
+            waf,
         });
     }
 

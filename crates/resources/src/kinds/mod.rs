@@ -4,3 +4,4 @@ pub mod core;
 pub mod istio;
 pub mod network;
 pub mod traffic;
+pub mod waf;

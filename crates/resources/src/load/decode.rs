@@ -19,7 +19,7 @@ use crate::load::source::{Document, Syntax, json_message};
 use crate::validate::validate;
 use crate::{
     AuthorizationPolicy, Namespace, NetworkPolicy, PeerAuthentication, Pod, Resource, Service,
-    TrafficPolicy, Workload,
+    TrafficPolicy, WebApplicationFirewall, Workload,
 };
 
 /// A resource decoded from a document, with where it came from.
@@ -266,6 +266,9 @@ fn typed_resource(kind: &str, node: &Value, at: &FieldPath) -> Result<Resource, 
             Resource::PeerAuthentication(typed::<PeerAuthentication>(node, at)?)
         }
         "TrafficPolicy" => Resource::TrafficPolicy(typed::<TrafficPolicy>(node, at)?),
+        "WebApplicationFirewall" => {
+            Resource::WebApplicationFirewall(typed::<WebApplicationFirewall>(node, at)?)
+        }
         other => unreachable!("kind `{other}` is in KINDS but has no decoder"),
     })
 }

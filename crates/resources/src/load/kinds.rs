@@ -57,6 +57,11 @@ pub(crate) const KINDS: &[KindInfo] = &[
         api_versions: &["bulkhead.dev/v1alpha1"],
         namespaced: true,
     },
+    KindInfo {
+        kind: "WebApplicationFirewall",
+        api_versions: &["bulkhead.dev/v1alpha1"],
+        namespaced: true,
+    },
 ];
 
 /// What a document's `apiVersion`/`kind` resolve to.

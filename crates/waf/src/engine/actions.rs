@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use super::macros::Macro;
-use super::rule::{Actions, AllowScope, BodyProcessor, Ctl, Disruptive, EngineMode, SetOp, SetVar, TagRules};
+use super::rule::{
+    Actions, AllowScope, BodyProcessor, Ctl, Disruptive, EngineMode, SetOp, SetVar, TagRules,
+};
 use super::vars::{Exclusion, compile_exclusion};
 use crate::parse::ast::{IdRange, RawAction, VarKey, VarSpec};
 use crate::transform::Transform;
@@ -49,11 +51,18 @@ fn apply(a: &mut Actions, action: &RawAction) -> Result<(), String> {
         "redirect" => a.disruptive = Some(Disruptive::Redirect(value(action)?.to_string())),
         "status" => {
             let v = value(action)?;
-            a.status = Some(v.trim().parse().map_err(|_| format!("expected an HTTP status, got {v:?}"))?);
+            a.status = Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| format!("expected an HTTP status, got {v:?}"))?,
+            );
         }
         "skip" => {
             let v = value(action)?;
-            a.skip = v.trim().parse().map_err(|_| format!("expected a rule count, got {v:?}"))?;
+            a.skip = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("expected a rule count, got {v:?}"))?;
         }
         "skipafter" => a.skip_after = Some(value(action)?.trim().to_string()),
         "setvar" => {
@@ -67,26 +76,41 @@ fn apply(a: &mut Actions, action: &RawAction) -> Result<(), String> {
             if v.eq_ignore_ascii_case("none") {
                 a.transforms.push(None);
             } else {
-                let t = Transform::from_name(v).ok_or_else(|| format!("unknown transformation {v:?}"))?;
+                let t = Transform::from_name(v)
+                    .ok_or_else(|| format!("unknown transformation {v:?}"))?;
                 a.transforms.push(Some(t));
             }
         }
         // Metadata and audit-log controls: no effect on detection.
-        "ver" | "rev" | "maturity" | "accuracy" | "auditlog" | "noauditlog" | "sanitisearg"
-        | "sanitisematched" | "sanitisematchedbytes" | "sanitiserequestheader"
-        | "sanitiseresponseheader" | "logdata_" => {}
+        "ver"
+        | "rev"
+        | "maturity"
+        | "accuracy"
+        | "auditlog"
+        | "noauditlog"
+        | "sanitisearg"
+        | "sanitisematched"
+        | "sanitisematchedbytes"
+        | "sanitiserequestheader"
+        | "sanitiseresponseheader"
+        | "logdata_" => {}
         // Persistent collections and environment: Bulkhead keeps no state across
         // transactions, so these are accepted and do nothing (documented in docs/waf.md).
         "initcol" | "expirevar" | "setenv" | "setuid" | "setsid" | "setrsc" | "deprecatevar"
         | "append" | "prepend" => {}
-        "exec" => return Err("exec is not supported: Bulkhead does not run external programs".into()),
+        "exec" => {
+            return Err("exec is not supported: Bulkhead does not run external programs".into());
+        }
         other => return Err(format!("unknown action {other:?}")),
     }
     Ok(())
 }
 
 fn parse_id(v: &str) -> Result<u32, String> {
-    let id: u32 = v.trim().parse().map_err(|_| format!("expected a rule id, got {v:?}"))?;
+    let id: u32 = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a rule id, got {v:?}"))?;
     if id == 0 {
         return Err("rule id 0 is not allowed".into());
     }
@@ -100,12 +124,23 @@ fn parse_phase(v: &str) -> Result<u8, String> {
         "3" => Ok(3),
         "4" | "response" => Ok(4),
         "5" | "logging" => Ok(5),
-        _ => Err(format!("expected a phase 1-5, request, response or logging, got {v:?}")),
+        _ => Err(format!(
+            "expected a phase 1-5, request, response or logging, got {v:?}"
+        )),
     }
 }
 
 fn parse_severity(v: &str) -> Result<u8, String> {
-    const NAMES: [&str; 8] = ["EMERGENCY", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"];
+    const NAMES: [&str; 8] = [
+        "EMERGENCY",
+        "ALERT",
+        "CRITICAL",
+        "ERROR",
+        "WARNING",
+        "NOTICE",
+        "INFO",
+        "DEBUG",
+    ];
     let t = v.trim();
     if let Ok(n) = t.parse::<u8>()
         && n < 8
@@ -124,7 +159,9 @@ fn parse_allow(v: Option<&str>) -> Result<AllowScope, String> {
         None => Ok(AllowScope::All),
         Some("phase") => Ok(AllowScope::Phase),
         Some("request") => Ok(AllowScope::Request),
-        Some(o) => Err(format!("expected allow, allow:phase or allow:request, got allow:{o}")),
+        Some(o) => Err(format!(
+            "expected allow, allow:phase or allow:request, got allow:{o}"
+        )),
     }
 }
 
@@ -160,7 +197,9 @@ fn parse_setvar(v: &str) -> Result<Option<SetVar>, String> {
 }
 
 fn parse_ctl(v: &str) -> Result<Ctl, String> {
-    let (name, arg) = v.split_once('=').ok_or_else(|| format!("expected ctl:name=value, got {v:?}"))?;
+    let (name, arg) = v
+        .split_once('=')
+        .ok_or_else(|| format!("expected ctl:name=value, got {v:?}"))?;
     let arg = arg.trim();
     let on_off = |s: &str| match s.to_ascii_lowercase().as_str() {
         "on" | "true" | "1" => Ok(true),
@@ -168,20 +207,29 @@ fn parse_ctl(v: &str) -> Result<Ctl, String> {
         _ => Err(format!("expected On or Off, got {s:?}")),
     };
     Ok(match name.trim().to_ascii_lowercase().as_str() {
-        "ruleengine" => Ctl::RuleEngine(EngineMode::parse(arg).ok_or_else(|| format!("expected On, Off or DetectionOnly, got {arg:?}"))?),
+        "ruleengine" => Ctl::RuleEngine(
+            EngineMode::parse(arg)
+                .ok_or_else(|| format!("expected On, Off or DetectionOnly, got {arg:?}"))?,
+        ),
         "ruleremovebyid" => Ctl::RemoveById(parse_id_list(arg)?),
         "ruleremovebytag" => Ctl::RemoveByTag(TagRules::new(arg)),
         "ruleremovetargetbyid" => {
-            let (ids, target) = arg.split_once(';').ok_or_else(|| format!("expected ID;VARIABLE, got {arg:?}"))?;
+            let (ids, target) = arg
+                .split_once(';')
+                .ok_or_else(|| format!("expected ID;VARIABLE, got {arg:?}"))?;
             Ctl::RemoveTargetById(parse_id_list(ids)?, exclusion(target)?)
         }
         "ruleremovetargetbytag" => {
-            let (tag, target) = arg.split_once(';').ok_or_else(|| format!("expected TAG;VARIABLE, got {arg:?}"))?;
+            let (tag, target) = arg
+                .split_once(';')
+                .ok_or_else(|| format!("expected TAG;VARIABLE, got {arg:?}"))?;
             Ctl::RemoveTargetByTag(TagRules::new(tag), exclusion(target)?)
         }
-        "requestbodyprocessor" => Ctl::RequestBodyProcessor(
-            BodyProcessor::parse(arg).ok_or_else(|| format!("expected URLENCODED, MULTIPART, JSON or XML, got {arg:?}"))?,
-        ),
+        "requestbodyprocessor" => {
+            Ctl::RequestBodyProcessor(BodyProcessor::parse(arg).ok_or_else(|| {
+                format!("expected URLENCODED, MULTIPART, JSON or XML, got {arg:?}")
+            })?)
+        }
         "requestbodyaccess" => Ctl::RequestBodyAccess(on_off(arg)?),
         "forcerequestbodyvariable" => Ctl::ForceRequestBodyVariable(on_off(arg)?),
         "auditengine" | "auditlogparts" | "debugloglevel" => Ctl::Ignored,
@@ -198,10 +246,16 @@ pub(crate) fn parse_id_list(text: &str) -> Result<Vec<IdRange>, String> {
     let mut out = Vec::new();
     for part in text.split([' ', ',']).filter(|p| !p.is_empty()) {
         let range = match part.split_once('-') {
-            Some((a, b)) => IdRange { first: parse_id(a)?, last: parse_id(b)? },
+            Some((a, b)) => IdRange {
+                first: parse_id(a)?,
+                last: parse_id(b)?,
+            },
             None => {
                 let id = parse_id(part)?;
-                IdRange { first: id, last: id }
+                IdRange {
+                    first: id,
+                    last: id,
+                }
             }
         };
         out.push(range);
@@ -232,9 +286,16 @@ pub(crate) fn parse_var_spec(text: &str) -> Result<VarSpec, String> {
         None => (t, None),
     };
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(format!("expected a variable such as ARGS:name, got {text:?}"));
+        return Err(format!(
+            "expected a variable such as ARGS:name, got {text:?}"
+        ));
     }
-    Ok(VarSpec { exclude, count, name: name.to_ascii_uppercase(), key })
+    Ok(VarSpec {
+        exclude,
+        count,
+        name: name.to_ascii_uppercase(),
+        key,
+    })
 }
 
 #[cfg(test)]
@@ -242,7 +303,10 @@ mod tests {
     use super::*;
 
     fn raw(name: &str, value: Option<&str>) -> RawAction {
-        RawAction { name: name.into(), value: value.map(Into::into) }
+        RawAction {
+            name: name.into(),
+            value: value.map(Into::into),
+        }
     }
 
     #[test]
@@ -255,7 +319,10 @@ mod tests {
             raw("t", Some("none")),
             raw("t", Some("urlDecodeUni")),
             raw("severity", Some("CRITICAL")),
-            raw("setvar", Some("tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}")),
+            raw(
+                "setvar",
+                Some("tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}"),
+            ),
             raw("setvar", Some("ip.reput_block_flag=1")),
             raw("ctl", Some("ruleRemoveTargetById=942100;ARGS:password")),
         ])
@@ -269,10 +336,26 @@ mod tests {
 
     #[test]
     fn rejects_bad_values_with_the_reason() {
-        assert!(compile_actions(&[raw("id", Some("x"))]).unwrap_err().contains("expected a rule id"));
-        assert!(compile_actions(&[raw("phase", Some("9"))]).unwrap_err().contains("phase 1-5"));
-        assert!(compile_actions(&[raw("t", Some("nosuch"))]).unwrap_err().contains("unknown transformation"));
-        assert!(compile_actions(&[raw("frobnicate", None)]).unwrap_err().contains("unknown action"));
+        assert!(
+            compile_actions(&[raw("id", Some("x"))])
+                .unwrap_err()
+                .contains("expected a rule id")
+        );
+        assert!(
+            compile_actions(&[raw("phase", Some("9"))])
+                .unwrap_err()
+                .contains("phase 1-5")
+        );
+        assert!(
+            compile_actions(&[raw("t", Some("nosuch"))])
+                .unwrap_err()
+                .contains("unknown transformation")
+        );
+        assert!(
+            compile_actions(&[raw("frobnicate", None)])
+                .unwrap_err()
+                .contains("unknown action")
+        );
     }
 
     #[test]

@@ -43,7 +43,11 @@ impl RuleSet {
 
     /// The number of rules (a chain counts once).
     pub fn rule_count(&self) -> usize {
-        self.phases.iter().flatten().filter(|e| matches!(e, Entry::Rule(_))).count()
+        self.phases
+            .iter()
+            .flatten()
+            .filter(|e| matches!(e, Entry::Rule(_)))
+            .count()
     }
 }
 
@@ -53,14 +57,22 @@ enum Change {
     RemoveById(Vec<IdRange>),
     RemoveByTag(regex::Regex),
     RemoveByMsg(regex::Regex),
-    UpdateTarget { ids: Vec<IdRange>, tag: Option<String>, targets: Vec<VarSpec>, replaced: Option<VarSpec> },
+    UpdateTarget {
+        ids: Vec<IdRange>,
+        tag: Option<String>,
+        targets: Vec<VarSpec>,
+        replaced: Option<VarSpec>,
+    },
 }
 
 /// Compiles directives in order into a rule set.
 pub(crate) fn compile(directives: &[Located]) -> Result<RuleSet, WafError> {
     let mut c = Compiler::default();
     for d in directives {
-        c.directive(d).map_err(|message| WafError::Compile { at: d.at.clone(), message })?;
+        c.directive(d).map_err(|message| WafError::Compile {
+            at: d.at.clone(),
+            message,
+        })?;
     }
     if let Some(open) = c.open_chain.take() {
         return Err(WafError::Compile {
@@ -93,7 +105,11 @@ impl Compiler {
             Directive::Action(actions) => {
                 let decl = RuleDecl {
                     variables: Vec::new(),
-                    operator: crate::parse::ast::OperatorSpec { negated: false, name: "unconditionalMatch".into(), argument: String::new() },
+                    operator: crate::parse::ast::OperatorSpec {
+                        negated: false,
+                        name: "unconditionalMatch".into(),
+                        argument: String::new(),
+                    },
                     actions: actions.clone(),
                 };
                 self.rule(&d.at, &decl)?;
@@ -111,18 +127,38 @@ impl Compiler {
                 }
                 self.defaults[phase as usize] = Some(a);
             }
-            Directive::UpdateTargetById { ids, targets, replaced } => self.changes.push((
+            Directive::UpdateTargetById {
+                ids,
+                targets,
+                replaced,
+            } => self.changes.push((
                 d.at.clone(),
-                Change::UpdateTarget { ids: ids.clone(), tag: None, targets: targets.clone(), replaced: replaced.clone() },
+                Change::UpdateTarget {
+                    ids: ids.clone(),
+                    tag: None,
+                    targets: targets.clone(),
+                    replaced: replaced.clone(),
+                },
             )),
             Directive::UpdateTargetByTag { tag, targets } => self.changes.push((
                 d.at.clone(),
-                Change::UpdateTarget { ids: Vec::new(), tag: Some(tag.clone()), targets: targets.clone(), replaced: None },
+                Change::UpdateTarget {
+                    ids: Vec::new(),
+                    tag: Some(tag.clone()),
+                    targets: targets.clone(),
+                    replaced: None,
+                },
             )),
             Directive::UpdateActionById { id, actions } => self.update_actions(*id, actions)?,
-            Directive::RemoveById(ids) => self.changes.push((d.at.clone(), Change::RemoveById(ids.clone()))),
-            Directive::RemoveByTag(t) => self.changes.push((d.at.clone(), Change::RemoveByTag(regex(t)?))),
-            Directive::RemoveByMsg(m) => self.changes.push((d.at.clone(), Change::RemoveByMsg(regex(m)?))),
+            Directive::RemoveById(ids) => self
+                .changes
+                .push((d.at.clone(), Change::RemoveById(ids.clone()))),
+            Directive::RemoveByTag(t) => self
+                .changes
+                .push((d.at.clone(), Change::RemoveByTag(regex(t)?))),
+            Directive::RemoveByMsg(m) => self
+                .changes
+                .push((d.at.clone(), Change::RemoveByMsg(regex(m)?))),
             Directive::Setting { name, args } => self.settings.apply(name, args)?,
         }
         Ok(())
@@ -147,7 +183,13 @@ impl Compiler {
             Some((parent, _)) => *parent,
             None => self.rules.len(),
         };
-        let mut rule = build_rule(decl, actions, phase, self.defaults[phase as usize].as_ref(), &at.file)?;
+        let mut rule = build_rule(
+            decl,
+            actions,
+            phase,
+            self.defaults[phase as usize].as_ref(),
+            &at.file,
+        )?;
         rule.index = index;
         let chains = rule.actions.chain;
         match self.open_chain.take() {
@@ -173,9 +215,17 @@ impl Compiler {
         Ok(())
     }
 
-    fn update_actions(&mut self, id: u32, raw: &[crate::parse::ast::RawAction]) -> Result<(), String> {
+    fn update_actions(
+        &mut self,
+        id: u32,
+        raw: &[crate::parse::ast::RawAction],
+    ) -> Result<(), String> {
         let new = compile_actions(raw)?;
-        let rule = self.rules.iter_mut().find(|r| r.id() == id).ok_or_else(|| format!("SecRuleUpdateActionById: no rule {id}"))?;
+        let rule = self
+            .rules
+            .iter_mut()
+            .find(|r| r.id() == id)
+            .ok_or_else(|| format!("SecRuleUpdateActionById: no rule {id}"))?;
         if let Some(d) = new.disruptive {
             rule.disruptive = d;
         }
@@ -191,7 +241,13 @@ impl Compiler {
         if new.severity.is_some() {
             rule.actions.severity = new.severity;
         }
-        rule.actions.tags = rule.actions.tags.iter().chain(new.tags.iter()).cloned().collect();
+        rule.actions.tags = rule
+            .actions
+            .tags
+            .iter()
+            .chain(new.tags.iter())
+            .cloned()
+            .collect();
         rule.actions.setvars.extend(new.setvars);
         Ok(())
     }
@@ -199,7 +255,8 @@ impl Compiler {
     fn finish(mut self) -> Result<RuleSet, WafError> {
         let mut removed = vec![false; self.rules.len()];
         for (at, change) in std::mem::take(&mut self.changes) {
-            self.apply_change(&change, &mut removed).map_err(|message| WafError::Compile { at, message })?;
+            self.apply_change(&change, &mut removed)
+                .map_err(|message| WafError::Compile { at, message })?;
         }
         for list in &mut self.phases {
             list.retain(|e| !matches!(e, Entry::Rule(i) if removed[*i]));
@@ -217,7 +274,12 @@ impl Compiler {
                 .rev() // the first marker of a name wins
                 .collect()
         });
-        Ok(RuleSet { rules: self.rules, phases: self.phases, markers, settings: self.settings })
+        Ok(RuleSet {
+            rules: self.rules,
+            phases: self.phases,
+            markers,
+            settings: self.settings,
+        })
     }
 
     fn apply_change(&mut self, change: &Change, removed: &mut [bool]) -> Result<(), String> {
@@ -225,12 +287,27 @@ impl Compiler {
             let id = rule.id();
             match change {
                 Change::RemoveById(ids) => removed[i] |= ids.iter().any(|r| r.contains(id)),
-                Change::RemoveByTag(re) => removed[i] |= rule.actions.tags.iter().any(|t| re.is_match(t)),
-                Change::RemoveByMsg(re) => {
-                    removed[i] |= rule.actions.msg.as_ref().and_then(|m| m.literal()).is_some_and(|m| re.is_match(&String::from_utf8_lossy(m)));
+                Change::RemoveByTag(re) => {
+                    removed[i] |= rule.actions.tags.iter().any(|t| re.is_match(t))
                 }
-                Change::UpdateTarget { ids, tag, targets, replaced } => {
-                    let selected = ids.iter().any(|r| r.contains(id)) || tag.as_ref().is_some_and(|t| rule.actions.tags.iter().any(|rt| rt == t));
+                Change::RemoveByMsg(re) => {
+                    removed[i] |= rule
+                        .actions
+                        .msg
+                        .as_ref()
+                        .and_then(|m| m.literal())
+                        .is_some_and(|m| re.is_match(&String::from_utf8_lossy(m)));
+                }
+                Change::UpdateTarget {
+                    ids,
+                    tag,
+                    targets,
+                    replaced,
+                } => {
+                    let selected = ids.iter().any(|r| r.contains(id))
+                        || tag
+                            .as_ref()
+                            .is_some_and(|t| rule.actions.tags.iter().any(|rt| rt == t));
                     if selected {
                         update_targets(rule, targets, replaced.as_ref())?;
                     }
@@ -241,7 +318,11 @@ impl Compiler {
     }
 }
 
-fn update_targets(rule: &mut Rule, targets: &[VarSpec], replaced: Option<&VarSpec>) -> Result<(), String> {
+fn update_targets(
+    rule: &mut Rule,
+    targets: &[VarSpec],
+    replaced: Option<&VarSpec>,
+) -> Result<(), String> {
     if let Some(old) = replaced {
         let old = compile_target(old)?;
         rule.targets.retain(|t| t.var != old.var);
@@ -260,7 +341,13 @@ fn regex(text: &str) -> Result<Regex, String> {
     Regex::new(text).map_err(|e| format!("invalid regular expression {text:?}: {e}"))
 }
 
-fn build_rule(decl: &RuleDecl, actions: Actions, phase: u8, defaults: Option<&Actions>, file: &str) -> Result<Rule, String> {
+fn build_rule(
+    decl: &RuleDecl,
+    actions: Actions,
+    phase: u8,
+    defaults: Option<&Actions>,
+    file: &str,
+) -> Result<Rule, String> {
     let mut targets = Vec::new();
     let mut exclusions = Vec::new();
     for spec in &decl.variables {
@@ -272,9 +359,12 @@ fn build_rule(decl: &RuleDecl, actions: Actions, phase: u8, defaults: Option<&Ac
     }
     let base_dir = Path::new(file).parent().unwrap_or(Path::new("."));
     let op = &decl.operator;
-    let operator = Operator::compile(&op.name, &op.argument, &OpContext { base_dir }).map_err(|e| e.to_string())?;
+    let operator = Operator::compile(&op.name, &op.argument, &OpContext { base_dir })
+        .map_err(|e| e.to_string())?;
     let mut transforms = Vec::new();
-    let default_ts = defaults.map(|d| d.transforms.as_slice()).unwrap_or_default();
+    let default_ts = defaults
+        .map(|d| d.transforms.as_slice())
+        .unwrap_or_default();
     for t in default_ts.iter().chain(&actions.transforms) {
         match t {
             Some(t) => transforms.push(*t),
@@ -282,13 +372,17 @@ fn build_rule(decl: &RuleDecl, actions: Actions, phase: u8, defaults: Option<&Ac
         }
     }
     let log = actions.log.or(defaults.and_then(|d| d.log)).unwrap_or(true);
-    let default_disruptive = defaults.and_then(|d| d.disruptive.clone()).unwrap_or(Disruptive::Pass);
+    let default_disruptive = defaults
+        .and_then(|d| d.disruptive.clone())
+        .unwrap_or(Disruptive::Pass);
     let disruptive = match actions.disruptive.clone() {
         None | Some(Disruptive::Block) => default_disruptive,
         Some(d) => d,
     };
     let is_action = decl.variables.is_empty();
-    let argument = operator.has_macros().then(|| super::macros::Macro::parse(operator.argument()));
+    let argument = operator
+        .has_macros()
+        .then(|| super::macros::Macro::parse(operator.argument()));
     Ok(Rule {
         index: 0,
         chain: 0,

@@ -71,15 +71,32 @@ impl Transaction {
             return false;
         }
         let status = |default: u16| rule.actions.status.unwrap_or(default);
-        let message = || self.matches.last().map(|m| m.msg.clone()).unwrap_or_default();
+        let message = || {
+            self.matches
+                .last()
+                .map(|m| m.msg.clone())
+                .unwrap_or_default()
+        };
         let intervention = match &rule.disruptive {
             Disruptive::Pass | Disruptive::Block => return false,
             Disruptive::Allow(scope) => {
                 self.allow = Some(*scope);
                 return true;
             }
-            Disruptive::Deny | Disruptive::Drop => Intervention { status: status(403), rule_id: rule.id(), phase, message: message(), redirect: None },
-            Disruptive::Redirect(url) => Intervention { status: status(302), rule_id: rule.id(), phase, message: message(), redirect: Some(url.clone()) },
+            Disruptive::Deny | Disruptive::Drop => Intervention {
+                status: status(403),
+                rule_id: rule.id(),
+                phase,
+                message: message(),
+                redirect: None,
+            },
+            Disruptive::Redirect(url) => Intervention {
+                status: status(302),
+                rule_id: rule.id(),
+                phase,
+                message: message(),
+                redirect: Some(url.clone()),
+            },
         };
         self.intervention = Some(intervention);
         true
@@ -121,8 +138,10 @@ impl Transaction {
             }
         }
         if !hit.name.is_empty() {
-            self.data.set(super::vars::Scalar::MatchedVar, hit.value.clone());
-            self.data.set(super::vars::Scalar::MatchedVarName, hit.name.clone());
+            self.data
+                .set(super::vars::Scalar::MatchedVar, hit.value.clone());
+            self.data
+                .set(super::vars::Scalar::MatchedVarName, hit.name.clone());
             self.data.matched_vars.push((hit.name, hit.value));
         }
         for sv in &rule.actions.setvars {
@@ -133,9 +152,16 @@ impl Transaction {
     /// The values of `rule`'s targets on which its operator matches.
     fn match_rule(&self, rule: &Rule, starter: &Rule) -> Vec<Hit> {
         let Some(op) = &rule.operator else {
-            return vec![Hit { name: Vec::new(), value: Vec::new(), captures: None }];
+            return vec![Hit {
+                name: Vec::new(),
+                value: Vec::new(),
+                captures: None,
+            }];
         };
-        let expanded = rule.argument.as_ref().map(|m| m.expand(&self.data).into_owned());
+        let expanded = rule
+            .argument
+            .as_ref()
+            .map(|m| m.expand(&self.data).into_owned());
         let removed = &self.removed_targets;
         let excluded = |var: Var, key: &[u8]| {
             rule.exclusions.iter().any(|e| e.excludes(var, key))
@@ -149,16 +175,29 @@ impl Transaction {
         };
         let mut hits = Vec::new();
         for target in &rule.targets {
-            self.data.visit(target, &excluded, &mut |v| self.match_value(rule, op, expanded.as_deref(), v, &mut hits));
+            self.data.visit(target, &excluded, &mut |v| {
+                self.match_value(rule, op, expanded.as_deref(), v, &mut hits)
+            });
         }
         hits
     }
 
-    fn match_value(&self, rule: &Rule, op: &crate::operator::Operator, expanded: Option<&[u8]>, v: Value<'_>, hits: &mut Vec<Hit>) {
+    fn match_value(
+        &self,
+        rule: &Rule,
+        op: &crate::operator::Operator,
+        expanded: Option<&[u8]>,
+        v: Value<'_>,
+        hits: &mut Vec<Hit>,
+    ) {
         let test = |value: &[u8], hits: &mut Vec<Hit>| {
             let mut caps = (rule.actions.capture && !rule.negated).then(Captures::default);
             if op.matches(value, expanded, caps.as_mut()) != rule.negated {
-                hits.push(Hit { name: v.full_name(), value: value.to_vec(), captures: caps });
+                hits.push(Hit {
+                    name: v.full_name(),
+                    value: value.to_vec(),
+                    captures: caps,
+                });
                 true
             } else {
                 false
@@ -189,10 +228,13 @@ impl Transaction {
         // result is computed once per transaction.
         let key = (v.value.as_ptr() as usize, v.value.len(), rule.chain);
         let mut cache = self.transform_cache.borrow_mut();
-        let cached = cache.entry(key).or_insert_with(|| match apply_chain(&rule.transforms, &v.value) {
-            Cow::Borrowed(_) => None,
-            Cow::Owned(o) => Some(o),
-        });
+        let cached =
+            cache
+                .entry(key)
+                .or_insert_with(|| match apply_chain(&rule.transforms, &v.value) {
+                    Cow::Borrowed(_) => None,
+                    Cow::Owned(o) => Some(o),
+                });
         test(cached.as_deref().unwrap_or(&v.value), hits);
     }
 
@@ -217,9 +259,15 @@ impl Transaction {
             }
             SetOp::Add(v) | SetOp::Sub(v) => {
                 let delta = atoi(&v.expand(&self.data));
-                let delta = if matches!(sv.op, SetOp::Sub(_)) { -delta } else { delta };
+                let delta = if matches!(sv.op, SetOp::Sub(_)) {
+                    -delta
+                } else {
+                    delta
+                };
                 match self.data.tx.get_mut(&name) {
-                    Some(current) => *current = atoi(current).saturating_add(delta).to_string().into_bytes(),
+                    Some(current) => {
+                        *current = atoi(current).saturating_add(delta).to_string().into_bytes()
+                    }
                     None => {
                         self.data.tx.insert(name, delta.to_string().into_bytes());
                     }
@@ -233,11 +281,16 @@ impl Transaction {
             Ctl::RuleEngine(m) => self.mode = *m,
             Ctl::RemoveById(ids) => self.removed_ids.extend(ids.iter().copied()),
             Ctl::RemoveByTag(tags) => self.removed_tags.push(tags.clone()),
-            Ctl::RemoveTargetById(ids, e) => self.removed_targets.push((TargetRemoval::Ids(ids.clone()), Arc::clone(e))),
-            Ctl::RemoveTargetByTag(tags, e) => self.removed_targets.push((TargetRemoval::Tag(tags.clone()), Arc::clone(e))),
+            Ctl::RemoveTargetById(ids, e) => self
+                .removed_targets
+                .push((TargetRemoval::Ids(ids.clone()), Arc::clone(e))),
+            Ctl::RemoveTargetByTag(tags, e) => self
+                .removed_targets
+                .push((TargetRemoval::Tag(tags.clone()), Arc::clone(e))),
             Ctl::RequestBodyProcessor(p) => {
                 self.body_processor = Some(*p);
-                self.data.set(super::vars::Scalar::ReqbodyProcessor, p.name());
+                self.data
+                    .set(super::vars::Scalar::ReqbodyProcessor, p.name());
             }
             Ctl::RequestBodyAccess(on) => self.body_access = *on,
             Ctl::ForceRequestBodyVariable(on) => self.force_body_variable = *on,
@@ -254,8 +307,16 @@ impl Transaction {
             _ => String::new(),
         };
         let (msg, data) = (expand(&rule.actions.msg), expand(&rule.actions.logdata));
-        let matched_var_name = self.data.get(super::vars::Scalar::MatchedVarName).map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
-        let matched_value = self.data.get(super::vars::Scalar::MatchedVar).map(<[u8]>::to_vec).unwrap_or_default();
+        let matched_var_name = self
+            .data
+            .get(super::vars::Scalar::MatchedVarName)
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        let matched_value = self
+            .data
+            .get(super::vars::Scalar::MatchedVar)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
         self.matches.push(RuleMatch {
             id: rule.id(),
             phase: rule.phase,
@@ -266,7 +327,10 @@ impl Transaction {
             tags: Arc::clone(&rule.actions.tags),
             matched_var_name,
             matched_value,
-            disruptive: matches!(rule.disruptive, Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect(_)),
+            disruptive: matches!(
+                rule.disruptive,
+                Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect(_)
+            ),
         });
     }
 }

@@ -31,13 +31,15 @@ pub struct RuleSetBuilder {
 impl RuleSetBuilder {
     /// Parses a SecLang file now (following `Include`, globs allowed).
     pub fn file(mut self, path: impl AsRef<Path>) -> Result<Self, WafError> {
-        self.directives.extend(crate::parse::parse_file(path.as_ref())?);
+        self.directives
+            .extend(crate::parse::parse_file(path.as_ref())?);
         Ok(self)
     }
 
     /// Parses SecLang text under `label`; relative paths resolve against `base_dir`.
     pub fn text(mut self, label: &str, text: &str, base_dir: &Path) -> Result<Self, WafError> {
-        self.directives.extend(crate::parse::parse_str(label, text, base_dir)?);
+        self.directives
+            .extend(crate::parse::parse_str(label, text, base_dir)?);
         Ok(self)
     }
 
@@ -47,7 +49,11 @@ impl RuleSetBuilder {
         for (name, bytes) in crate::crs::rule_files() {
             let text = String::from_utf8_lossy(bytes);
             let label = format!("{}/{name}", crate::crs::EMBEDDED_DIR);
-            self.directives.extend(crate::parse::parse_str(&label, &text, Path::new(crate::crs::EMBEDDED_DIR))?);
+            self.directives.extend(crate::parse::parse_str(
+                &label,
+                &text,
+                Path::new(crate::crs::EMBEDDED_DIR),
+            )?);
         }
         Ok(self)
     }

@@ -14,7 +14,11 @@ pub(crate) fn process(tx: &mut Transaction) {
     }
     let body = std::mem::take(&mut tx.request_body);
     let settings = tx.rules.settings();
-    let (sep, limit, depth) = (settings.argument_separator, settings.arguments_limit, settings.json_depth_limit);
+    let (sep, limit, depth) = (
+        settings.argument_separator,
+        settings.arguments_limit,
+        settings.json_depth_limit,
+    );
     tx.data.set(Scalar::ReqbodyError, "0");
     tx.data.set(Scalar::ReqbodyProcessorError, "0");
     if tx.request_body_truncated {
@@ -96,14 +100,28 @@ fn multipart(tx: &mut Transaction, raw: &[u8]) {
         (Scalar::MultipartMissingSemicolon, f.missing_semicolon),
         (Scalar::MultipartInvalidQuoting, f.invalid_quoting),
         (Scalar::MultipartInvalidPart, f.invalid_part),
-        (Scalar::MultipartInvalidHeaderFolding, f.invalid_header_folding),
+        (
+            Scalar::MultipartInvalidHeaderFolding,
+            f.invalid_header_folding,
+        ),
         (Scalar::MultipartFileLimitExceeded, f.file_limit_exceeded),
         (Scalar::MultipartStrictError, f.strict_error()),
     ] {
         d.set(s, flag(v));
     }
-    d.set(Scalar::MultipartUnmatchedBoundary, f.unmatched_boundary_value.to_string());
-    d.files = m.files.iter().map(|p| FileVar { name: p.name.clone(), filename: p.filename.clone(), size: p.size }).collect();
+    d.set(
+        Scalar::MultipartUnmatchedBoundary,
+        f.unmatched_boundary_value.to_string(),
+    );
+    d.files = m
+        .files
+        .iter()
+        .map(|p| FileVar {
+            name: p.name.clone(),
+            filename: p.filename.clone(),
+            size: p.size,
+        })
+        .collect();
     let combined: usize = m.files.iter().map(|p| p.size).sum();
     d.set(Scalar::FilesCombinedSize, combined.to_string());
     d.part_headers = m.part_headers.clone();

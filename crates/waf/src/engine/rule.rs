@@ -153,7 +153,10 @@ pub(crate) struct TagRules {
 impl TagRules {
     /// A selection not resolved yet.
     pub(crate) fn new(tag: &str) -> TagRules {
-        TagRules { tag: tag.trim().to_string(), rules: Arc::new(Vec::new()) }
+        TagRules {
+            tag: tag.trim().to_string(),
+            rules: Arc::new(Vec::new()),
+        }
     }
 
     /// Whether the rule at `index` carries the tag.

@@ -121,19 +121,31 @@ impl Settings {
         match lower.as_str() {
             "secruleengine" => {
                 let a = one()?;
-                self.engine = EngineMode::parse(a).ok_or_else(|| format!("{name}: expected On, Off or DetectionOnly, got {a:?}"))?;
+                self.engine = EngineMode::parse(a).ok_or_else(|| {
+                    format!("{name}: expected On, Off or DetectionOnly, got {a:?}")
+                })?;
             }
             "secrequestbodyaccess" => self.request_body_access = on_off(name, one()?)?,
             "secresponsebodyaccess" => self.response_body_access = on_off(name, one()?)?,
             "secrequestbodylimit" => self.request_body_limit = number(name, one()?)?,
-            "secrequestbodynofileslimit" => self.request_body_no_files_limit = number(name, one()?)?,
+            "secrequestbodynofileslimit" => {
+                self.request_body_no_files_limit = number(name, one()?)?
+            }
             "secresponsebodylimit" => self.response_body_limit = number(name, one()?)?,
             "secargumentslimit" => self.arguments_limit = number(name, one()?)?,
             "secrequestbodyjsondepthlimit" => self.json_depth_limit = number(name, one()?)?,
-            "secrequestbodylimitaction" => self.request_body_limit_action = limit_action(name, one()?)?,
-            "secresponsebodylimitaction" => self.response_body_limit_action = limit_action(name, one()?)?,
+            "secrequestbodylimitaction" => {
+                self.request_body_limit_action = limit_action(name, one()?)?
+            }
+            "secresponsebodylimitaction" => {
+                self.response_body_limit_action = limit_action(name, one()?)?
+            }
             "secresponsebodymimetype" => {
-                self.response_mime_types = args.iter().flat_map(|a| a.split_whitespace()).map(|m| m.to_ascii_lowercase()).collect();
+                self.response_mime_types = args
+                    .iter()
+                    .flat_map(|a| a.split_whitespace())
+                    .map(|m| m.to_ascii_lowercase())
+                    .collect();
             }
             "secresponsebodymimetypesclear" => self.response_mime_types.clear(),
             "secargumentseparator" => {
@@ -159,14 +171,18 @@ fn on_off(name: &str, v: &str) -> Result<bool, String> {
 }
 
 fn number(name: &str, v: &str) -> Result<usize, String> {
-    v.trim().parse().map_err(|_| format!("{name}: expected a number, got {v:?}"))
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{name}: expected a number, got {v:?}"))
 }
 
 fn limit_action(name: &str, v: &str) -> Result<LimitAction, String> {
     match v.to_ascii_lowercase().as_str() {
         "reject" => Ok(LimitAction::Reject),
         "processpartial" => Ok(LimitAction::ProcessPartial),
-        _ => Err(format!("{name}: expected Reject or ProcessPartial, got {v:?}")),
+        _ => Err(format!(
+            "{name}: expected Reject or ProcessPartial, got {v:?}"
+        )),
     }
 }
 
@@ -178,11 +194,23 @@ mod tests {
     fn applies_and_rejects() {
         let mut s = Settings::default();
         s.apply("SecRuleEngine", &["DetectionOnly".into()]).unwrap();
-        s.apply("SecResponseBodyMimeType", &["text/plain text/html".into(), "application/json".into()]).unwrap();
+        s.apply(
+            "SecResponseBodyMimeType",
+            &["text/plain text/html".into(), "application/json".into()],
+        )
+        .unwrap();
         s.apply("SecAuditEngine", &["RelevantOnly".into()]).unwrap();
         assert_eq!(s.engine, EngineMode::DetectionOnly);
         assert_eq!(s.response_mime_types.len(), 3);
-        assert!(s.apply("SecRequestBodyLimit", &["lots".into()]).unwrap_err().contains("expected a number"));
-        assert!(s.apply("SecNoSuch", &[]).unwrap_err().contains("unknown directive"));
+        assert!(
+            s.apply("SecRequestBodyLimit", &["lots".into()])
+                .unwrap_err()
+                .contains("expected a number")
+        );
+        assert!(
+            s.apply("SecNoSuch", &[])
+                .unwrap_err()
+                .contains("unknown directive")
+        );
     }
 }

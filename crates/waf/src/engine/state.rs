@@ -61,7 +61,10 @@ impl Value<'_> {
 
 impl Data {
     pub(crate) fn new() -> Data {
-        Data { scalars: vec![None; Scalar::ALL.len()], ..Data::default() }
+        Data {
+            scalars: vec![None; Scalar::ALL.len()],
+            ..Data::default()
+        }
     }
 
     pub(crate) fn set(&mut self, s: Scalar, value: impl Into<Vec<u8>>) {
@@ -75,32 +78,60 @@ impl Data {
     /// Calls `f` with each value `target` selects, minus `excluded` members (or once with
     /// their number for `&` targets). Visiting instead of collecting keeps the per-rule
     /// cost free of allocations.
-    pub(crate) fn visit<'a>(&'a self, target: &Target, excluded: &dyn Fn(Var, &[u8]) -> bool, f: &mut dyn FnMut(Value<'a>)) {
+    pub(crate) fn visit<'a>(
+        &'a self,
+        target: &Target,
+        excluded: &dyn Fn(Var, &[u8]) -> bool,
+        f: &mut dyn FnMut(Value<'a>),
+    ) {
         if target.count {
             let mut n = 0usize;
             match target.var {
                 Var::Scalar(s) => n = usize::from(self.get(s).is_some_and(|v| !v.is_empty())),
                 Var::Coll(c) => self.visit_coll(c, target, excluded, &mut |_| n += 1),
             }
-            f(Value { var: target.var.name(), key: None, value: Cow::Owned(n.to_string().into_bytes()), stable: false });
+            f(Value {
+                var: target.var.name(),
+                key: None,
+                value: Cow::Owned(n.to_string().into_bytes()),
+                stable: false,
+            });
             return;
         }
         match target.var {
             Var::Scalar(_) if excluded(target.var, b"") => {}
-            Var::Scalar(s) => f(Value { var: s.name(), key: None, value: Cow::Borrowed(self.get(s).unwrap_or_default()), stable: stable_scalar(s) }),
+            Var::Scalar(s) => f(Value {
+                var: s.name(),
+                key: None,
+                value: Cow::Borrowed(self.get(s).unwrap_or_default()),
+                stable: stable_scalar(s),
+            }),
             Var::Coll(c) => self.visit_coll(c, target, excluded, f),
         }
     }
 
-    fn visit_coll<'a>(&'a self, c: Coll, target: &Target, excluded: &dyn Fn(Var, &[u8]) -> bool, f: &mut dyn FnMut(Value<'a>)) {
+    fn visit_coll<'a>(
+        &'a self,
+        c: Coll,
+        target: &Target,
+        excluded: &dyn Fn(Var, &[u8]) -> bool,
+        f: &mut dyn FnMut(Value<'a>),
+    ) {
         let var = Var::Coll(c);
         let name = c.name();
         // TX keys are stored lower-cased: a named member is one lookup, not a scan.
         if let (Coll::Tx, Some(KeySel::Name(key))) = (c, &target.key) {
-            if let Some((k, v)) = std::str::from_utf8(key).ok().and_then(|k| self.tx.get_key_value(k))
+            if let Some((k, v)) = std::str::from_utf8(key)
+                .ok()
+                .and_then(|k| self.tx.get_key_value(k))
                 && !excluded(var, k.as_bytes())
             {
-                f(Value { var: name, key: Some(Cow::Borrowed(k.as_bytes())), value: Cow::Borrowed(v), stable: false });
+                f(Value {
+                    var: name,
+                    key: Some(Cow::Borrowed(k.as_bytes())),
+                    value: Cow::Borrowed(v),
+                    stable: false,
+                });
             }
             return;
         }
@@ -108,12 +139,20 @@ impl Data {
         let mut push = |key: &'a [u8], value: Cow<'a, [u8]>| {
             if target.key.as_ref().is_none_or(|k| k.selects(key)) && !excluded(var, key) {
                 let stable = stable && matches!(value, Cow::Borrowed(_));
-                f(Value { var: name, key: Some(Cow::Borrowed(key)), value, stable });
+                f(Value {
+                    var: name,
+                    key: Some(Cow::Borrowed(key)),
+                    value,
+                    stable,
+                });
             }
         };
         let args_get = self.args_get.iter();
         let args_post = self.args_post.iter();
-        let args = args_get.clone().chain(args_post.clone()).chain(self.args_other.iter());
+        let args = args_get
+            .clone()
+            .chain(args_post.clone())
+            .chain(self.args_other.iter());
         match c {
             Coll::Args => args.for_each(|a| push(&a.name, Cow::Borrowed(&a.value))),
             Coll::ArgsNames => args.for_each(|a| push(&a.name, Cow::Borrowed(&a.name))),
@@ -121,22 +160,67 @@ impl Data {
             Coll::ArgsGetNames => args_get.for_each(|a| push(&a.name, Cow::Borrowed(&a.name))),
             Coll::ArgsPost => args_post.for_each(|a| push(&a.name, Cow::Borrowed(&a.value))),
             Coll::ArgsPostNames => args_post.for_each(|a| push(&a.name, Cow::Borrowed(&a.name))),
-            Coll::RequestHeaders => self.request_headers.iter().for_each(|(k, v)| push(k, Cow::Borrowed(v))),
-            Coll::RequestHeadersNames => self.request_headers.iter().for_each(|(k, _)| push(k, Cow::Borrowed(k))),
-            Coll::RequestCookies => self.cookies.iter().for_each(|a| push(&a.name, Cow::Borrowed(&a.value))),
-            Coll::RequestCookiesNames => self.cookies.iter().for_each(|a| push(&a.name, Cow::Borrowed(&a.name))),
-            Coll::ResponseHeaders => self.response_headers.iter().for_each(|(k, v)| push(k, Cow::Borrowed(v))),
-            Coll::ResponseHeadersNames => self.response_headers.iter().for_each(|(k, _)| push(k, Cow::Borrowed(k))),
-            Coll::Tx => self.tx.iter().for_each(|(k, v)| push(k.as_bytes(), Cow::Borrowed(v))),
-            Coll::Files => self.files.iter().for_each(|f| push(&f.name, Cow::Borrowed(&f.filename))),
-            Coll::FilesNames => self.files.iter().for_each(|f| push(&f.name, Cow::Borrowed(&f.name))),
-            Coll::FilesSizes => self.files.iter().for_each(|f| push(&f.name, Cow::Owned(f.size.to_string().into_bytes()))),
-            Coll::MultipartPartHeaders => self.part_headers.iter().for_each(|(k, v)| push(k, Cow::Borrowed(v))),
-            Coll::MatchedVars => self.matched_vars.iter().for_each(|(k, v)| push(k, Cow::Borrowed(v))),
-            Coll::MatchedVarsNames => self.matched_vars.iter().for_each(|(k, _)| push(k, Cow::Borrowed(k))),
+            Coll::RequestHeaders => self
+                .request_headers
+                .iter()
+                .for_each(|(k, v)| push(k, Cow::Borrowed(v))),
+            Coll::RequestHeadersNames => self
+                .request_headers
+                .iter()
+                .for_each(|(k, _)| push(k, Cow::Borrowed(k))),
+            Coll::RequestCookies => self
+                .cookies
+                .iter()
+                .for_each(|a| push(&a.name, Cow::Borrowed(&a.value))),
+            Coll::RequestCookiesNames => self
+                .cookies
+                .iter()
+                .for_each(|a| push(&a.name, Cow::Borrowed(&a.name))),
+            Coll::ResponseHeaders => self
+                .response_headers
+                .iter()
+                .for_each(|(k, v)| push(k, Cow::Borrowed(v))),
+            Coll::ResponseHeadersNames => self
+                .response_headers
+                .iter()
+                .for_each(|(k, _)| push(k, Cow::Borrowed(k))),
+            Coll::Tx => self
+                .tx
+                .iter()
+                .for_each(|(k, v)| push(k.as_bytes(), Cow::Borrowed(v))),
+            Coll::Files => self
+                .files
+                .iter()
+                .for_each(|f| push(&f.name, Cow::Borrowed(&f.filename))),
+            Coll::FilesNames => self
+                .files
+                .iter()
+                .for_each(|f| push(&f.name, Cow::Borrowed(&f.name))),
+            Coll::FilesSizes => self
+                .files
+                .iter()
+                .for_each(|f| push(&f.name, Cow::Owned(f.size.to_string().into_bytes()))),
+            Coll::MultipartPartHeaders => self
+                .part_headers
+                .iter()
+                .for_each(|(k, v)| push(k, Cow::Borrowed(v))),
+            Coll::MatchedVars => self
+                .matched_vars
+                .iter()
+                .for_each(|(k, v)| push(k, Cow::Borrowed(v))),
+            Coll::MatchedVarsNames => self
+                .matched_vars
+                .iter()
+                .for_each(|(k, _)| push(k, Cow::Borrowed(k))),
             Coll::Xml => self.visit_xml(target, f),
             // Persistent collections, environment and geo data are not kept by Bulkhead.
-            Coll::FilesTmpNames | Coll::Env | Coll::Geo | Coll::Ip | Coll::Session | Coll::Global | Coll::Rule => {}
+            Coll::FilesTmpNames
+            | Coll::Env
+            | Coll::Geo
+            | Coll::Ip
+            | Coll::Session
+            | Coll::Global
+            | Coll::Rule => {}
         }
     }
 
@@ -146,7 +230,12 @@ impl Data {
         };
         if let Ok(values) = doc.select(xpath) {
             for v in values {
-                f(Value { var: "XML", key: Some(Cow::Owned(xpath.as_bytes().to_vec())), value: Cow::Owned(v), stable: false });
+                f(Value {
+                    var: "XML",
+                    key: Some(Cow::Owned(xpath.as_bytes().to_vec())),
+                    value: Cow::Owned(v),
+                    stable: false,
+                });
             }
         }
     }
@@ -167,7 +256,6 @@ impl Data {
         });
         first
     }
-
 }
 
 impl MacroSource for Data {
@@ -218,7 +306,11 @@ fn stable_scalar(s: Scalar) -> bool {
 /// libmodsecurity's number parsing for setvar arithmetic and comparisons: leading
 /// whitespace, an optional sign and digits; anything else ends the number (0 if none).
 pub(crate) fn atoi(bytes: &[u8]) -> i64 {
-    let s = bytes.iter().skip_while(|b| b.is_ascii_whitespace()).copied().collect::<Vec<u8>>();
+    let s = bytes
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .copied()
+        .collect::<Vec<u8>>();
     let (neg, digits) = match s.first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),

@@ -55,7 +55,8 @@ pub struct Intervention {
 }
 
 /// Transformation results by (value address, length, chain id); None: unchanged.
-pub(crate) type TransformCache = HashMap<(usize, usize, u32), Option<Vec<u8>>, BuildHasherDefault<KeyHasher>>;
+pub(crate) type TransformCache =
+    HashMap<(usize, usize, u32), Option<Vec<u8>>, BuildHasherDefault<KeyHasher>>;
 
 /// A multiply-rotate hasher for the cache's integer keys: SipHash's flood resistance is
 /// not needed for addresses chosen by our own allocator, and it cost a tenth of a GET.
@@ -122,8 +123,18 @@ impl Transaction {
     /// Starts a transaction.
     pub fn new(rules: Arc<RuleSet>) -> Transaction {
         let mut data = Data::new();
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        data.set(Scalar::UniqueId, format!("{:x}{:06x}", nanos, NEXT_ID.fetch_add(1, Ordering::Relaxed) & 0xff_ffff));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        data.set(
+            Scalar::UniqueId,
+            format!(
+                "{:x}{:06x}",
+                nanos,
+                NEXT_ID.fetch_add(1, Ordering::Relaxed) & 0xff_ffff
+            ),
+        );
         let settings = rules.settings();
         Transaction {
             mode: settings.engine,
@@ -147,7 +158,13 @@ impl Transaction {
     }
 
     /// Records the connection's addresses (REMOTE_ADDR, SERVER_PORT, …).
-    pub fn process_connection(&mut self, client: IpAddr, client_port: u16, server: IpAddr, server_port: u16) {
+    pub fn process_connection(
+        &mut self,
+        client: IpAddr,
+        client_port: u16,
+        server: IpAddr,
+        server_port: u16,
+    ) {
         self.data.set(Scalar::RemoteAddr, client.to_string());
         self.data.set(Scalar::RemotePort, client_port.to_string());
         self.data.set(Scalar::ServerAddr, server.to_string());
@@ -181,7 +198,9 @@ impl Transaction {
         if name.eq_ignore_ascii_case(b"host") {
             self.data.set(Scalar::ServerName, value.to_vec());
         }
-        self.data.request_headers.push((name.to_vec(), value.to_vec()));
+        self.data
+            .request_headers
+            .push((name.to_vec(), value.to_vec()));
     }
 
     /// Phase 1: request headers.
@@ -197,7 +216,8 @@ impl Transaction {
         if data.len() > room {
             self.request_body_truncated = true;
         }
-        self.request_body.extend_from_slice(&data[..data.len().min(room)]);
+        self.request_body
+            .extend_from_slice(&data[..data.len().min(room)]);
     }
 
     /// Phase 2: runs the body processor, then the request body rules.
@@ -217,18 +237,32 @@ impl Transaction {
         if name.eq_ignore_ascii_case(b"content-length") {
             self.data.set(Scalar::ResponseContentLength, value.to_vec());
         }
-        self.data.response_headers.push((name.to_vec(), value.to_vec()));
+        self.data
+            .response_headers
+            .push((name.to_vec(), value.to_vec()));
     }
 
     /// Phase 3: response status and headers.
-    pub fn process_response_headers(&mut self, status: u16, http_version: &[u8]) -> Option<Intervention> {
+    pub fn process_response_headers(
+        &mut self,
+        status: u16,
+        http_version: &[u8],
+    ) -> Option<Intervention> {
         self.data.set(Scalar::ResponseStatus, status.to_string());
         let mut proto = b"HTTP/".to_vec();
         proto.extend_from_slice(http_version);
         self.data.set(Scalar::ResponseProtocol, proto);
         let settings = self.rules.settings();
-        let mime = self.data.get(Scalar::ResponseContentType).map(mime_of).unwrap_or_default();
-        self.inspect_response_body = settings.response_body_access && settings.response_mime_types.iter().any(|m| m.as_bytes() == mime.as_slice());
+        let mime = self
+            .data
+            .get(Scalar::ResponseContentType)
+            .map(mime_of)
+            .unwrap_or_default();
+        self.inspect_response_body = settings.response_body_access
+            && settings
+                .response_mime_types
+                .iter()
+                .any(|m| m.as_bytes() == mime.as_slice());
         self.run_phase(3);
         self.intervention.clone()
     }
@@ -238,8 +272,13 @@ impl Transaction {
         if !self.inspect_response_body {
             return;
         }
-        let room = self.rules.settings().response_body_limit.saturating_sub(self.response_body.len());
-        self.response_body.extend_from_slice(&data[..data.len().min(room)]);
+        let room = self
+            .rules
+            .settings()
+            .response_body_limit
+            .saturating_sub(self.response_body.len());
+        self.response_body
+            .extend_from_slice(&data[..data.len().min(room)]);
     }
 
     /// Phase 4: the response body.
@@ -279,17 +318,28 @@ impl Transaction {
 
     /// A TX variable by (case-insensitive) name.
     pub fn tx_var(&self, name: &str) -> Option<String> {
-        self.data.tx.get(&name.to_ascii_lowercase()).map(|v| String::from_utf8_lossy(v).into_owned())
+        self.data
+            .tx
+            .get(&name.to_ascii_lowercase())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     /// `tx.blocking_inbound_anomaly_score` (0 when unset).
     pub fn inbound_anomaly_score(&self) -> i64 {
-        self.data.tx.get("blocking_inbound_anomaly_score").map(|v| atoi(v)).unwrap_or(0)
+        self.data
+            .tx
+            .get("blocking_inbound_anomaly_score")
+            .map(|v| atoi(v))
+            .unwrap_or(0)
     }
 
     /// `tx.blocking_outbound_anomaly_score` (0 when unset).
     pub fn outbound_anomaly_score(&self) -> i64 {
-        self.data.tx.get("blocking_outbound_anomaly_score").map(|v| atoi(v)).unwrap_or(0)
+        self.data
+            .tx
+            .get("blocking_outbound_anomaly_score")
+            .map(|v| atoi(v))
+            .unwrap_or(0)
     }
 
     /// The intervention that stopped the transaction, if any.
@@ -304,7 +354,10 @@ impl Transaction {
 
     /// The transaction's UNIQUE_ID.
     pub fn unique_id(&self) -> String {
-        self.data.get(Scalar::UniqueId).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
+        self.data
+            .get(Scalar::UniqueId)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
     }
 }
 

@@ -52,7 +52,12 @@ pub(crate) fn process_uri(tx: &mut Transaction, uri: &[u8], method: &[u8], versi
 
 /// ARGS_COMBINED_SIZE: the lengths of every argument's name and value.
 pub(crate) fn update_combined_size(d: &mut Data) {
-    let size: usize = d.args_get.iter().chain(&d.args_post).map(|a| a.name.len() + a.value.len()).sum();
+    let size: usize = d
+        .args_get
+        .iter()
+        .chain(&d.args_post)
+        .map(|a| a.name.len() + a.value.len())
+        .sum();
     d.set(Scalar::ArgsCombinedSize, size.to_string());
 }
 

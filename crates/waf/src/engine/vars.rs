@@ -214,13 +214,17 @@ pub(crate) fn compile_key(key: &VarKey) -> Result<KeySel, String> {
 
 /// Compiles one variable of a target list.
 pub(crate) fn compile_target(spec: &VarSpec) -> Result<Target, String> {
-    let var = Var::from_name(&spec.name).ok_or_else(|| format!("unknown variable {}", spec.name))?;
+    let var =
+        Var::from_name(&spec.name).ok_or_else(|| format!("unknown variable {}", spec.name))?;
     let (key, xpath) = match (&spec.key, var) {
         (Some(VarKey::Name(x)), Var::Coll(Coll::Xml)) => (None, Some(x.clone())),
         (Some(VarKey::Regex(x)), Var::Coll(Coll::Xml)) => (None, Some(format!("/{x}/"))),
         (Some(k), Var::Coll(_)) => (Some(compile_key(k)?), None),
         (Some(_), Var::Scalar(s)) => {
-            return Err(format!("{} is not a collection: it takes no :key", s.name()));
+            return Err(format!(
+                "{} is not a collection: it takes no :key",
+                s.name()
+            ));
         }
         (None, _) => (None, None),
     };
@@ -234,7 +238,8 @@ pub(crate) fn compile_target(spec: &VarSpec) -> Result<Target, String> {
 
 /// Compiles an exclusion (`!VAR[:key]`).
 pub(crate) fn compile_exclusion(spec: &VarSpec) -> Result<Exclusion, String> {
-    let var = Var::from_name(&spec.name).ok_or_else(|| format!("unknown variable {}", spec.name))?;
+    let var =
+        Var::from_name(&spec.name).ok_or_else(|| format!("unknown variable {}", spec.name))?;
     let key = spec.key.as_ref().map(compile_key).transpose()?;
     Ok(Exclusion { var, key })
 }
@@ -249,7 +254,10 @@ mod tests {
             assert_eq!(Var::from_name(c.name()), Some(Var::Coll(*c)));
         }
         for s in Scalar::ALL {
-            assert_eq!(Var::from_name(&s.name().to_lowercase()), Some(Var::Scalar(*s)));
+            assert_eq!(
+                Var::from_name(&s.name().to_lowercase()),
+                Some(Var::Scalar(*s))
+            );
         }
         assert_eq!(Var::from_name("NOPE"), None);
     }
