@@ -1,7 +1,8 @@
 //! `bulkhead up examples/bookstore` with the real binary: every flow of the example works
 //! through the sidecars (frontend → catalog over gRPC → inventory over TCP, frontend →
 //! reviews v1/v2 → both ratings instances), an anonymous POST is denied with a request
-//! id, and SIGINT leaves no process behind. The apps are `bulkhead demo bookstore ...`,
+//! id, a SQL injection is refused by the frontend's web application firewall, and SIGINT
+//! leaves no process behind. The apps are `bulkhead demo bookstore ...`,
 //! the binary under test itself, so nothing can be stale. `--no-expose`: ephemeral ports
 //! only (the example's frontend otherwise asks for 127.0.0.1:8080).
 
@@ -126,6 +127,23 @@ fn the_bookstore_runs_every_flow_and_stops_cleanly() {
         deny.contains("403") && deny.contains("DENY"),
         "the live log marks the denial: {deny}"
     );
+
+    // The frontend's web application firewall (examples/bookstore/waf.yaml, Blocking): a
+    // SQL injection the policy lets through (GET /api/books*) never reaches the app.
+    let (status, head, body) = request(frontend, "GET", "/api/books?title=1%27%20OR%201=1--", "");
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("request blocked by the web application firewall; request id: "),
+        "{body}"
+    );
+    assert!(head.contains("x-request-id: "), "{head}");
+    let blocked = proc.stdout_line("GET /api/books?title=1%27%20OR%201=1--");
+    assert!(
+        blocked.contains("403") && blocked.contains("DENY (Inbound Anomaly Score Exceeded"),
+        "the live log shows the firewall's refusal: {blocked}"
+    );
+    // Ordinary reads still pass the firewall.
+    assert_eq!(get_json(frontend, "/api/books/1")["stock"], 7);
     stop_with_sigint(&mut proc, &data);
 }
 
