@@ -60,7 +60,8 @@ fn test(args: TestArgs) -> Result<ExitCode> {
     let request = http1::parse_request(&raw)
         .with_context(|| format!("request {}: not a valid HTTP/1.1 request", args.request))?;
     let rules = Arc::new(load_rules(&args)?);
-    let tx = replay::run(&rules, &request, &replay::albedo(&request));
+    let backend = replay::albedo::respond(&request.method, &request.uri, &request.body);
+    let tx = replay::run(&rules, &request, &backend);
     match args.output {
         Format::Json => println!("{}", json_summary(&tx)),
         Format::Text => print_text(&tx),

@@ -21,31 +21,7 @@ pub fn query_unescape_is_identity(input: &[u8]) -> bool {
     !input.iter().any(|&b| b == b'%' || b == b'+')
 }
 
-/// Whether `b` may appear in a header name for `textproto.CanonicalMIMEHeaderKey`
-/// (an RFC 7230 token character).
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// `net/textproto.CanonicalMIMEHeaderKey`: `content-type` → `Content-Type`; a name with a
-/// byte that is not a token character is returned unchanged.
-pub fn canonical_header_key(name: &str) -> String {
-    if !name.bytes().all(is_token_byte) {
-        return name.to_owned();
-    }
-    let mut upper = true;
-    name.chars()
-        .map(|c| {
-            let out = if upper {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            };
-            upper = c == '-';
-            out
-        })
-        .collect()
-}
+pub use bulkhead_waf::replay::albedo::canonical_header_key;
 
 /// `strings.EqualFold` for the ASCII values go-ftw compares.
 pub fn equal_fold(a: &str, b: &str) -> bool {

@@ -11,7 +11,8 @@
 //!   backend and [`log`] to render its matches as ModSecurity error-log lines;
 //! - [`expect`]: check the outcome against the stage's `output`, after [`overrides`].
 
-pub mod albedo;
+/// The albedo backend emulation lives in the engine crate (`bulkhead waf test` uses it too).
+pub use bulkhead_waf::replay::albedo;
 pub mod expect;
 pub mod golang;
 pub mod load;

@@ -56,7 +56,7 @@ fn reflect(body: &[u8]) -> Response {
     if let Some(Value::Object(map)) = field("headers") {
         for (name, value) in map {
             match value.as_str() {
-                Some(v) => headers.push((canonical(name), v.to_owned())),
+                Some(v) => headers.push((canonical_header_key(name), v.to_owned())),
                 None => return finish(400, Vec::new(), b"Invalid JSON in request body".to_vec()),
             }
         }
@@ -124,8 +124,9 @@ fn body_allowed(status: u16) -> bool {
     !((100..200).contains(&status) || status == 204 || status == 304)
 }
 
-/// `http.CanonicalHeaderKey`, as Go's `Header.Add` applies it.
-fn canonical(name: &str) -> String {
+/// `http.CanonicalHeaderKey` (`content-type` → `Content-Type`), as Go's `Header.Add`
+/// applies it; a name with a byte that is not a token character is returned unchanged.
+pub fn canonical_header_key(name: &str) -> String {
     let valid = name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
