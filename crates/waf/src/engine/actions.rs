@@ -193,7 +193,14 @@ fn parse_setvar(v: &str) -> Result<Option<SetVar>, String> {
             _ => SetOp::Set(Macro::parse(r)),
         },
     };
-    Ok(Some(SetVar { name, op }))
+    let literal_name = name
+        .literal()
+        .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase());
+    Ok(Some(SetVar {
+        name,
+        literal_name,
+        op,
+    }))
 }
 
 fn parse_ctl(v: &str) -> Result<Ctl, String> {

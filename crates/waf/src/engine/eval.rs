@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::rule::{AllowScope, Ctl, Disruptive, EngineMode, Entry, Rule, SetOp, SetVar};
 use super::state::{Value, atoi};
 use super::tx::{Intervention, RuleMatch, TargetRemoval, Transaction};
-use super::vars::Var;
+use super::vars::{Scalar, Var};
 use crate::operator::Captures;
 
 /// One value on which a rule's operator matched.
@@ -107,7 +107,6 @@ impl Transaction {
     fn eval_chain(&mut self, starter: &Rule) -> bool {
         self.data.matched_vars.clear();
         self.data.rule_id = starter.id();
-        let mut links = Vec::new();
         let mut link = Some(starter);
         while let Some(rule) = link {
             let hits = self.match_rule(rule, starter);
@@ -117,31 +116,35 @@ impl Transaction {
             for hit in hits {
                 self.apply_hit(rule, hit);
             }
-            links.push(rule);
             link = rule.chained.as_deref();
         }
-        for rule in links.into_iter().rev() {
-            for ctl in &rule.actions.ctls {
-                self.ctl(ctl);
-            }
-        }
+        self.chain_ctls(starter);
         true
     }
 
+    /// Runs the `ctl` actions of a fully matched chain, deepest link first.
+    fn chain_ctls(&mut self, rule: &Rule) {
+        if let Some(next) = rule.chained.as_deref() {
+            self.chain_ctls(next);
+        }
+        for ctl in &rule.actions.ctls {
+            self.ctl(ctl);
+        }
+    }
+
     fn apply_hit(&mut self, rule: &Rule, hit: Hit) {
+        const SLOTS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
         if let Some(caps) = hit.captures {
             // A group that took no part leaves its TX slot as it was, as in libmodsecurity.
-            for (i, g) in caps.groups.iter().enumerate().take(10) {
+            for (slot, g) in SLOTS.iter().zip(&caps.groups) {
                 if let Some(v) = g {
-                    self.data.tx.insert(i.to_string(), v.clone());
+                    self.data.set_tx(slot, v);
                 }
             }
         }
         if !hit.name.is_empty() {
-            self.data
-                .set(super::vars::Scalar::MatchedVar, hit.value.clone());
-            self.data
-                .set(super::vars::Scalar::MatchedVarName, hit.name.clone());
+            self.data.set_in_place(Scalar::MatchedVar, &hit.value);
+            self.data.set_in_place(Scalar::MatchedVarName, &hit.name);
             self.data.matched_vars.push((hit.name, hit.value));
         }
         for sv in &rule.actions.setvars {
@@ -162,16 +165,34 @@ impl Transaction {
             .argument
             .as_ref()
             .map(|m| m.expand(&self.data).into_owned());
+        // The runtime target removals (ctl) that concern this rule, as a bit set: most rules
+        // have none, and then no value pays for them.
         let removed = &self.removed_targets;
+        let concerns = |scope: &TargetRemoval| match scope {
+            TargetRemoval::Ids(ids) => ids.iter().any(|r| r.contains(starter.id())),
+            TargetRemoval::Tag(tags) => tags.contains(starter.index),
+        };
+        let many = removed.len() > 64;
+        let applies = if many {
+            0
+        } else {
+            removed
+                .iter()
+                .enumerate()
+                .filter(|(_, (scope, _))| concerns(scope))
+                .fold(0u64, |mask, (i, _)| mask | 1 << i)
+        };
         let excluded = |var: Var, key: &[u8]| {
             rule.exclusions.iter().any(|e| e.excludes(var, key))
-                || removed.iter().any(|(scope, e)| {
-                    let applies = match scope {
-                        TargetRemoval::Ids(ids) => ids.iter().any(|r| r.contains(starter.id())),
-                        TargetRemoval::Tag(tags) => tags.contains(starter.index),
-                    };
-                    applies && e.excludes(var, key)
-                })
+                || (applies != 0
+                    && removed
+                        .iter()
+                        .enumerate()
+                        .any(|(i, (_, e))| applies >> i & 1 == 1 && e.excludes(var, key)))
+                || (many
+                    && removed
+                        .iter()
+                        .any(|(scope, e)| concerns(scope) && e.excludes(var, key)))
         };
         let mut hits = Vec::new();
         for target in &rule.targets {
@@ -239,23 +260,22 @@ impl Transaction {
     }
 
     fn setvar(&mut self, sv: &SetVar) {
-        let name = match sv.name.literal() {
-            // Most names are plain text: no expansion, no UTF-8 check.
-            Some(lit) => String::from_utf8_lossy(lit).to_ascii_lowercase(),
-            None => sv.name.expand_string(&self.data).to_ascii_lowercase(),
+        let expanded;
+        let name: &str = match &sv.literal_name {
+            // Most names are plain text, lower-cased once at compile time.
+            Some(lit) => lit,
+            None => {
+                expanded = sv.name.expand_string(&self.data).to_ascii_lowercase();
+                &expanded
+            }
         };
         match &sv.op {
             SetOp::Delete => {
-                self.data.tx.remove(&name);
+                self.data.tx.remove(name);
             }
             SetOp::Set(v) => {
-                let value = v.expand(&self.data).into_owned();
-                match self.data.tx.get_mut(&name) {
-                    Some(current) => *current = value,
-                    None => {
-                        self.data.tx.insert(name, value);
-                    }
-                }
+                let value = v.expand(&self.data);
+                self.data.set_tx(name, &value);
             }
             SetOp::Add(v) | SetOp::Sub(v) => {
                 let delta = atoi(&v.expand(&self.data));
@@ -264,14 +284,9 @@ impl Transaction {
                 } else {
                     delta
                 };
-                match self.data.tx.get_mut(&name) {
-                    Some(current) => {
-                        *current = atoi(current).saturating_add(delta).to_string().into_bytes()
-                    }
-                    None => {
-                        self.data.tx.insert(name, delta.to_string().into_bytes());
-                    }
-                }
+                let current = self.data.tx.get(name).map_or(0, |c| atoi(c));
+                let sum = current.saturating_add(delta).to_string();
+                self.data.set_tx(name, sum.as_bytes());
             }
         }
     }
@@ -289,8 +304,7 @@ impl Transaction {
                 .push((TargetRemoval::Tag(tags.clone()), Arc::clone(e))),
             Ctl::RequestBodyProcessor(p) => {
                 self.body_processor = Some(*p);
-                self.data
-                    .set(super::vars::Scalar::ReqbodyProcessor, p.name());
+                self.data.set(Scalar::ReqbodyProcessor, p.name());
             }
             Ctl::RequestBodyAccess(on) => self.body_access = *on,
             Ctl::ForceRequestBodyVariable(on) => self.force_body_variable = *on,
@@ -309,12 +323,12 @@ impl Transaction {
         let (msg, data) = (expand(&rule.actions.msg), expand(&rule.actions.logdata));
         let matched_var_name = self
             .data
-            .get(super::vars::Scalar::MatchedVarName)
+            .get(Scalar::MatchedVarName)
             .map(|n| String::from_utf8_lossy(n).into_owned())
             .unwrap_or_default();
         let matched_value = self
             .data
-            .get(super::vars::Scalar::MatchedVar)
+            .get(Scalar::MatchedVar)
             .map(<[u8]>::to_vec)
             .unwrap_or_default();
         self.matches.push(RuleMatch {

@@ -100,6 +100,8 @@ pub(crate) enum AllowScope {
 pub(crate) struct SetVar {
     /// The variable name (macro-expanded, then lower-cased).
     pub(crate) name: Macro,
+    /// The name lower-cased, when it has no macros.
+    pub(crate) literal_name: Option<String>,
     /// What to do with it.
     pub(crate) op: SetOp,
 }

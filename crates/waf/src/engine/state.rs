@@ -1,11 +1,37 @@
 //! A transaction's variables and how targets select from them.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::macros::{MacroSource, MacroVar};
 use super::vars::{Coll, KeySel, Scalar, Target, Var};
 use crate::body::{Arg, XmlDoc};
+
+/// The TX collection: looked up by name hundreds of times per request, so hashed with a
+/// cheap FNV-1a (names come from the rules, not from clients).
+pub(crate) type TxMap = HashMap<String, Vec<u8>, BuildHasherDefault<NameHasher>>;
+
+/// FNV-1a over the name's bytes.
+pub(crate) struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> Self {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
 
 /// A file part of a multipart body, as the FILES collections see it.
 #[derive(Debug, Clone, Default)]
@@ -27,7 +53,7 @@ pub(crate) struct Data {
     pub(crate) cookies: Vec<Arg>,
     pub(crate) response_headers: Vec<(Vec<u8>, Vec<u8>)>,
     /// TX, keyed by lower-cased name.
-    pub(crate) tx: BTreeMap<String, Vec<u8>>,
+    pub(crate) tx: TxMap,
     pub(crate) files: Vec<FileVar>,
     pub(crate) part_headers: Vec<(Vec<u8>, Vec<u8>)>,
     pub(crate) xml: Option<XmlDoc>,
@@ -69,6 +95,30 @@ impl Data {
 
     pub(crate) fn set(&mut self, s: Scalar, value: impl Into<Vec<u8>>) {
         self.scalars[s as usize] = Some(value.into());
+    }
+
+    /// Sets a scalar reusing its buffer (MATCHED_VAR changes on every match).
+    pub(crate) fn set_in_place(&mut self, s: Scalar, value: &[u8]) {
+        match &mut self.scalars[s as usize] {
+            Some(v) => {
+                v.clear();
+                v.extend_from_slice(value);
+            }
+            slot => *slot = Some(value.to_vec()),
+        }
+    }
+
+    /// Sets a TX variable (name already lower-cased), reusing the buffer of an existing one.
+    pub(crate) fn set_tx(&mut self, name: &str, value: &[u8]) {
+        match self.tx.get_mut(name) {
+            Some(v) => {
+                v.clear();
+                v.extend_from_slice(value);
+            }
+            None => {
+                self.tx.insert(name.to_owned(), value.to_vec());
+            }
+        }
     }
 
     pub(crate) fn get(&self, s: Scalar) -> Option<&[u8]> {
@@ -184,10 +234,14 @@ impl Data {
                 .response_headers
                 .iter()
                 .for_each(|(k, _)| push(k, Cow::Borrowed(k))),
-            Coll::Tx => self
-                .tx
-                .iter()
-                .for_each(|(k, v)| push(k.as_bytes(), Cow::Borrowed(v))),
+            Coll::Tx => {
+                // In name order, so that matches over TX:/regex/ come out the same every time.
+                let mut entries: Vec<(&String, &Vec<u8>)> = self.tx.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                entries
+                    .into_iter()
+                    .for_each(|(k, v)| push(k.as_bytes(), Cow::Borrowed(v)));
+            }
             Coll::Files => self
                 .files
                 .iter()
