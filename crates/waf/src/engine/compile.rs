@@ -20,8 +20,6 @@ pub struct RuleSet {
     pub(crate) rules: Vec<Rule>,
     /// Per phase (index 1–5) the rules and markers in file order.
     pub(crate) phases: [Vec<Entry>; 6],
-    /// Per phase the position of each marker in `phases`.
-    pub(crate) markers: [HashMap<String, usize>; 6],
     pub(crate) settings: Settings,
 }
 
@@ -263,21 +261,10 @@ impl Compiler {
         }
         resolve_tags(&mut self.rules);
         intern_chains(&mut self.rules);
-        let markers = std::array::from_fn(|p| {
-            self.phases[p]
-                .iter()
-                .enumerate()
-                .filter_map(|(i, e)| match e {
-                    Entry::Marker(m) => Some((m.clone(), i)),
-                    Entry::Rule(_) => None,
-                })
-                .rev() // the first marker of a name wins
-                .collect()
-        });
+        resolve_skips(&mut self.rules, &self.phases);
         Ok(RuleSet {
             rules: self.rules,
             phases: self.phases,
-            markers,
             settings: self.settings,
         })
     }
@@ -385,6 +372,7 @@ fn build_rule(
         .then(|| super::macros::Macro::parse(operator.argument()));
     Ok(Rule {
         index: 0,
+        skip_to: None,
         chain: 0,
         argument,
         phase,
@@ -429,6 +417,30 @@ fn intern_chains(rules: &mut [Rule]) {
             let next = ids.len() as u32;
             r.chain = *ids.entry(r.transforms.clone()).or_insert(next);
             link = r.chained.as_deref_mut();
+        }
+    }
+}
+
+/// Resolves each `skipAfter` to the index in its phase's list where evaluation resumes:
+/// after the first marker of that name if it comes later, else the end of the phase (as
+/// libmodsecurity, which never jumps backwards).
+fn resolve_skips(rules: &mut [Rule], phases: &[Vec<Entry>; 6]) {
+    for list in phases {
+        let mut markers: HashMap<&str, usize> = HashMap::new();
+        for (i, e) in list.iter().enumerate().rev() {
+            if let Entry::Marker(m) = e {
+                markers.insert(m, i);
+            }
+        }
+        for (pos, e) in list.iter().enumerate() {
+            let Entry::Rule(idx) = e else { continue };
+            let rule = &mut rules[*idx];
+            if let Some(name) = &rule.actions.skip_after {
+                rule.skip_to = Some(match markers.get(name.as_str()) {
+                    Some(&m) if m > pos => m + 1,
+                    _ => list.len(),
+                });
+            }
         }
     }
 }

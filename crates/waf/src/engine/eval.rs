@@ -39,11 +39,8 @@ impl Transaction {
             if rule.actions.skip > 0 {
                 i = skip_rules(entries, i, rule.actions.skip);
             }
-            if let Some(marker) = &rule.actions.skip_after {
-                i = match set.markers[phase as usize].get(marker) {
-                    Some(&pos) if pos >= i => pos + 1,
-                    _ => entries.len(),
-                };
+            if let Some(to) = rule.skip_to {
+                i = to;
             }
             if self.disrupt(rule, phase) {
                 break;

@@ -211,6 +211,8 @@ pub(crate) struct Actions {
 pub(crate) struct Rule {
     /// The index of the rule (of the chain's first rule for links) in the rule set.
     pub(crate) index: usize,
+    /// Where `skipAfter` resumes in the rule's phase list (resolved at compile time).
+    pub(crate) skip_to: Option<usize>,
     /// The rule's phase (1–5).
     pub(crate) phase: u8,
     /// The variables to inspect; empty for `SecAction`.

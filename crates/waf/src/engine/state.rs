@@ -76,7 +76,9 @@ pub(crate) struct Value<'a> {
 impl Value<'_> {
     /// The name as MATCHED_VAR_NAME shows it: `ARGS:id`, `REQUEST_URI`.
     pub(crate) fn full_name(&self) -> Vec<u8> {
-        let mut n = self.var.as_bytes().to_vec();
+        let key_len = self.key.as_ref().map_or(0, |k| k.len() + 1);
+        let mut n = Vec::with_capacity(self.var.len() + key_len);
+        n.extend_from_slice(self.var.as_bytes());
         if let Some(k) = &self.key {
             n.push(b':');
             n.extend_from_slice(k);
@@ -235,8 +237,13 @@ impl Data {
                 .iter()
                 .for_each(|(k, _)| push(k, Cow::Borrowed(k))),
             Coll::Tx => {
-                // In name order, so that matches over TX:/regex/ come out the same every time.
-                let mut entries: Vec<(&String, &Vec<u8>)> = self.tx.iter().collect();
+                // In name order, so that matches over TX:/regex/ come out the same every time
+                // (selected first: sorting the whole collection would cost every such rule).
+                let mut entries: Vec<(&String, &Vec<u8>)> = self
+                    .tx
+                    .iter()
+                    .filter(|(k, _)| target.key.as_ref().is_none_or(|s| s.selects(k.as_bytes())))
+                    .collect();
                 entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
                 entries
                     .into_iter()
