@@ -91,6 +91,8 @@ impl Data {
     pub(crate) fn new() -> Data {
         Data {
             scalars: vec![None; Scalar::ALL.len()],
+            // CRS sets about a hundred TX variables on every request: no rehashing on the way.
+            tx: TxMap::with_capacity_and_hasher(128, Default::default()),
             ..Data::default()
         }
     }

@@ -156,6 +156,14 @@ pub(crate) enum KeySel {
     Name(Vec<u8>),
     /// By a regular expression on the name (case-insensitive, as libmodsecurity compiles it).
     Regex(Regex),
+    /// A regular expression that is a plain literal, anchored at the start (`/^__utm/`) or
+    /// not (`/paramcounter_.*/`): compared without running a regex (lower-cased literal).
+    Literal {
+        /// The literal, lower-cased.
+        text: Vec<u8>,
+        /// `^literal`: at the start of the name only.
+        anchored: bool,
+    },
 }
 
 impl KeySel {
@@ -164,6 +172,16 @@ impl KeySel {
         match self {
             KeySel::Name(n) => key.eq_ignore_ascii_case(n),
             KeySel::Regex(r) => r.is_match(key),
+            KeySel::Literal {
+                text,
+                anchored: true,
+            } => key.len() >= text.len() && key[..text.len()].eq_ignore_ascii_case(text),
+            KeySel::Literal {
+                text,
+                anchored: false,
+            } => key
+                .windows(text.len().max(1))
+                .any(|w| w.eq_ignore_ascii_case(text)),
         }
     }
 }
@@ -202,6 +220,10 @@ impl Exclusion {
 pub(crate) fn compile_key(key: &VarKey) -> Result<KeySel, String> {
     match key {
         VarKey::Name(n) => Ok(KeySel::Name(n.to_ascii_lowercase().into_bytes())),
+        VarKey::Regex(r) if literal_regex(r).is_some() => {
+            let (text, anchored) = literal_regex(r).unwrap_or_default();
+            Ok(KeySel::Literal { text, anchored })
+        }
         VarKey::Regex(r) => RegexBuilder::new(r)
             .case_insensitive(true)
             .unicode(false)
@@ -210,6 +232,22 @@ pub(crate) fn compile_key(key: &VarKey) -> Result<KeySel, String> {
             .map(KeySel::Regex)
             .map_err(|e| format!("invalid key regular expression /{r}/: {e}")),
     }
+}
+
+/// A key regex that only says "starts with" or "contains" a literal (CRS's `/^__utm/`,
+/// `/^header_name_920450_/`, `/paramcounter_.*/`): the literal, lower-cased, and whether it
+/// is anchored. None when the pattern uses anything else.
+fn literal_regex(pattern: &str) -> Option<(Vec<u8>, bool)> {
+    let (anchored, rest) = match pattern.strip_prefix('^') {
+        Some(r) => (true, r),
+        None => (false, pattern),
+    };
+    let body = rest.strip_suffix(".*").unwrap_or(rest);
+    let plain = !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    plain.then(|| (body.to_ascii_lowercase().into_bytes(), anchored))
 }
 
 /// Compiles one variable of a target list.
@@ -260,6 +298,34 @@ mod tests {
             );
         }
         assert_eq!(Var::from_name("NOPE"), None);
+    }
+
+    #[test]
+    fn literal_key_regexes_skip_the_regex_engine() {
+        let k = compile_key(&VarKey::Regex("^header_name_920450_".into())).unwrap();
+        assert!(matches!(k, KeySel::Literal { anchored: true, .. }));
+        assert!(k.selects(b"HEADER_NAME_920450_accept") && !k.selects(b"x_header_name_920450_"));
+        let k = compile_key(&VarKey::Regex("paramcounter_.*".into())).unwrap();
+        assert!(matches!(
+            k,
+            KeySel::Literal {
+                anchored: false,
+                ..
+            }
+        ));
+        assert!(k.selects(b"tx_paramcounter_a") && !k.selects(b"paramcounte"));
+        let k = compile_key(&VarKey::Regex("^_ga(?:_\\w+)?$".into())).unwrap();
+        assert!(matches!(k, KeySel::Regex(_)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn literal_keys_agree_with_the_regex(lit in "[a-z_-]{1,8}", key in "[A-Za-z_-]{0,12}", anchored: bool) {
+            let pattern = if anchored { format!("^{lit}") } else { lit.clone() };
+            let fast = compile_key(&VarKey::Regex(pattern.clone())).unwrap();
+            let slow = RegexBuilder::new(&pattern).case_insensitive(true).build().unwrap();
+            proptest::prop_assert_eq!(fast.selects(key.as_bytes()), slow.is_match(key.as_bytes()));
+        }
     }
 
     #[test]

@@ -99,6 +99,13 @@ fn run(re: &Regex, input: &[u8], captures: Option<&mut Captures>) -> bool {
     if !re.is_match(input) {
         return false;
     }
+    // Without groups of its own only the whole match is captured: `find` is enough.
+    if re.captures_len() == 1 {
+        out.groups.clear();
+        out.groups
+            .extend(re.find(input).map(|m| Some(m.as_bytes().to_vec())));
+        return true;
+    }
     let Some(caps) = re.captures(input) else {
         return false;
     };
