@@ -5,6 +5,10 @@
 #   client ──plaintext──▶ proxy A ══mTLS══▶ proxy B ──plaintext──▶ nginx (1 KB response)
 #   client ──plaintext──────────────────────────────────────────▶ nginx        (direct)
 #
+# Issue 9 adds the configuration bulkhead-waf: the same Bulkhead pair with the web
+# application firewall on in proxy B (OWASP CRS, paranoia level 1, Blocking), compared
+# with bulkhead (firewall off) in the same run.
+#
 # Per configuration and repetition (configurations interleaved, order rotated each
 # repetition so that none always runs first or last):
 #   1. latency at a fixed 1,000 req/s over 16 HTTP/1.1 connections (h2load --rps),
@@ -43,14 +47,16 @@ done
 LAT_RATE=1000        # req/s for latency and CPU (the standard mesh load)
 RSS_RATE=2000        # req/s for peak RSS
 CONNS=16             # connections for the fixed-rate runs
-# Durations: 4 configurations x 3 repetitions x ~24 s = ~4.8 min of measuring, which
-# leaves room for the installs and a cold release build (~3.5 min here) within 10 min.
-LAT_SECONDS=${LAT_SECONDS:-8}       # spread fixed-rate run (latency, CPU): 8,000 requests
-BURST_SECONDS=${BURST_SECONDS:-4}   # burst fixed-rate run: 4,000 requests
+# Durations: 5 configurations x 3 repetitions x ~19 s = ~4.8 min of measuring, as with
+# the 4 configurations before bulkhead-waf (the runs are shorter). A cold release build
+# now takes ~7.5 min here (3.5 min before the firewall crate), so a fresh machine needs
+# about 13 min in all; an incremental build keeps it near 6.
+LAT_SECONDS=${LAT_SECONDS:-7}       # spread fixed-rate run (latency, CPU): 7,000 requests
+BURST_SECONDS=${BURST_SECONDS:-3}   # burst fixed-rate run: 3,000 requests
 WARM_SECONDS=${WARM_SECONDS:-1}     # fixed-rate warm-up first (pools filled, caches warm)
-RSS_SECONDS=${RSS_SECONDS:-3}       # 2,000 req/s before reading peak RSS: 6,000 requests
+RSS_SECONDS=${RSS_SECONDS:-2}       # 2,000 req/s before reading peak RSS: 4,000 requests
 WRK_CONNS=64
-WRK_SECONDS=${WRK_SECONDS:-6}
+WRK_SECONDS=${WRK_SECONDS:-5}
 BODY_BYTES=1024
 CORE_CLIENT=0        # load generator + proxy A (client side)
 CORE_SERVER=1        # proxy B (server side) + nginx
@@ -104,7 +110,7 @@ build_bulkhead() {
     fi
     log "cargo build --release -p bulkhead"
     cargo build --release -q -p bulkhead >&2
-    BULKHEAD=$ROOT/target/release/bulkhead
+    BULKHEAD=${CARGO_TARGET_DIR:-$ROOT/target}/release/bulkhead
 }
 
 check_ports_free() {
@@ -199,14 +205,35 @@ spec:
       protocol: http
   policies: [policies/]
 EOF
+    # bulkhead-waf: the same B with the firewall on, as a workload would turn it on: the
+    # CRS at paranoia level 1, Blocking, default thresholds and limits (response inspection
+    # off, its default), so every request runs the request phases and logging and only an
+    # attack would be refused. Rule 920350 ("Host header is a numeric IP address", a
+    # warning) is excluded because this bench reaches B as 127.0.0.1:port, so it would
+    # fire on every request; behind a real host name it would not.
+    { cat "$WORK/bulkhead/b.yaml"; cat <<EOF; } >"$WORK/bulkhead/b-waf.yaml"
+  waf:
+    mode: Blocking
+    paranoiaLevel: 1
+    exclusions:
+      - ruleIds: [920350]
+EOF
 }
 
-start_bulkhead() {
-    start "$CORE_SERVER" bulkhead-b "$BULKHEAD" proxy --config "$WORK/bulkhead/b.yaml" --workers 1 --log-level warn
+start_bulkhead() {   # NAME B-CONFIG: NAME names the logs, B-CONFIG is proxy B's file
+    start "$CORE_SERVER" "$1-b" "$BULKHEAD" proxy --config "$WORK/bulkhead/$2" --workers 1 --log-level warn
     PID_B=$LAST_PID
-    start "$CORE_CLIENT" bulkhead-a "$BULKHEAD" proxy --config "$WORK/bulkhead/a.yaml" --workers 1 --log-level warn
+    start "$CORE_CLIENT" "$1-a" "$BULKHEAD" proxy --config "$WORK/bulkhead/a.yaml" --workers 1 --log-level warn
     PID_A=$LAST_PID
     TARGET=http://127.0.0.1:$P_BH_A/
+}
+
+# The firewall must really be on in bulkhead-waf (a B that ignored spec.waf would measure
+# as plain bulkhead): a SQL injection through the chain must get B's 403.
+check_waf_blocks() {
+    local got
+    got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${TARGET}?id=1%27%20OR%201=1--" || true)
+    [[ $got == 403 ]] || die "bulkhead-waf: a SQL injection got HTTP $got, not 403: is the firewall on? (logs: $WORK/bulkhead-waf-b.log)"
 }
 
 # ---------------------------------------------------------------------------- Envoy
@@ -397,7 +424,8 @@ measure() {   # CONFIG REP
     PID_A="" PID_B=""
     case $cfg in
         direct) TARGET=http://127.0.0.1:$P_NGINX/ ;;
-        bulkhead) start_bulkhead ;;
+        bulkhead) start_bulkhead bulkhead b.yaml ;;
+        bulkhead-waf) start_bulkhead bulkhead-waf b-waf.yaml ;;
         envoy) start_envoy ;;
         haproxy) start_haproxy ;;
     esac
@@ -407,6 +435,7 @@ measure() {   # CONFIG REP
         stop_since "$n0"
         return
     fi
+    [[ $cfg != bulkhead-waf ]] || check_waf_blocks
     log "rep $rep: $cfg"
 
     h2load_run burst "$TARGET" "$LAT_RATE" "$WARM_SECONDS" "$d/warm" ""
@@ -453,7 +482,7 @@ import glob, json, os, platform, re, statistics, sys
 loadavg_before = loadavg_before.split()[:3]
 clk_tck, missing = int(clk_tck), missing.split()
 runs = [json.loads(l) for l in open(runs_path)]
-BH, PEERS = "bulkhead", ("envoy", "haproxy")
+BH, WAF, PEERS = "bulkhead", "bulkhead-waf", ("envoy", "haproxy")
 
 def h2load_counts(d):
     """Requests done / failed / non-2xx over every h2load summary in d."""
@@ -547,7 +576,7 @@ def summary(vals):
     vals = [v for v in vals if v is not None]
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)} if vals else None
 
-configs = [c for c in ("direct", BH) + PEERS if any(r["config"] == c for r in runs)]
+configs = [c for c in ("direct", BH, WAF) + PEERS if any(r["config"] == c for r in runs)]
 agg = {}
 for c in configs:
     rs = [r for r in runs if r["config"] == c]
@@ -597,6 +626,20 @@ def check_targets(ph):
     return out
 targets, targets_burst = check_targets("spread"), check_targets("burst")
 
+# ---- issue 9: the firewall's cost, bulkhead-waf against bulkhead (firewall off), medians
+waf_keys = ("spread_added_p50", "spread_added_p90", "spread_added_p99", "burst_added_p50", "burst_added_p90",
+            "burst_added_p99", "max_rps", "spread_cpu_s_per_1k_a", "spread_cpu_s_per_1k_b",
+            "spread_cpu_s_per_1k_both", "burst_cpu_s_per_1k_both", "peak_rss_mib_a", "peak_rss_mib_b",
+            "peak_rss_mib_b_after_wrk")
+waf_vs_bh = ({k: {"ratio": ratio(med(WAF, k), med(BH, k)),
+                  "difference": med(WAF, k) - med(BH, k) if None not in (med(WAF, k), med(BH, k)) else None}
+              for k in waf_keys} if WAF in agg and BH in agg else None)
+targets_waf = []
+if waf_vs_bh and waf_vs_bh["max_rps"]["ratio"] is not None:
+    v = waf_vs_bh["max_rps"]["ratio"]
+    targets_waf.append({"target": "bulkhead-waf max throughput >= 70 % of bulkhead's", "bulkhead-waf": med(WAF, "max_rps"),
+                        "bound": 0.7 * med(BH, "max_rps"), "share": v, "met": v >= 0.7})
+
 def steal_share(before, after):
     # /proc/stat "cpu" lines: user nice system idle iowait irq softirq steal ...
     b, a = [int(x) for x in before.split()[1:]], [int(x) for x in after.split()[1:]]
@@ -622,8 +665,11 @@ result = {
     "missing_peers": missing,
     "per_config": agg,
     "bulkhead_over_peer": {p: {k: ratio(med(BH, k), med(p, k)) for k in ratio_keys} for p in PEERS if p in agg and BH in agg},
+    # bulkhead-waf: proxy B with the CRS at paranoia level 1, Blocking (exclusion: 920350)
+    "bulkhead_waf_vs_bulkhead": waf_vs_bh,
     "targets": targets,
     "targets_burst": targets_burst,
+    "targets_waf": targets_waf,
     "runs": runs,
 }
 with open(out_path, "w") as f:
@@ -653,25 +699,35 @@ rows = [("added p50, ms (spread)", "spread_added_p50", ".3f"), ("added p90, ms (
         ("peak RSS B, MiB (after wrk)", "peak_rss_mib_b_after_wrk", ".1f")]
 reps = max((r["rep"] for r in runs), default=0)
 print(f"\nmedian (min–max) over {reps} repetition(s)\n")
-head = ["figure"] + configs + [f"bulkhead / {p}" for p in peers]
+waf_cols = ["bulkhead-waf / bulkhead", "bulkhead-waf − bulkhead"] if waf_vs_bh else []
+head = ["figure"] + configs + [f"bulkhead / {p}" for p in peers] + waf_cols
 print("| " + " | ".join(head) + " |")
 print("|---" + "|---:" * (len(head) - 1) + "|")
 for label, k, spec in rows:
     if k.startswith("abs:"):
         ph = k[4:]
         cells = [" / ".join(fmt(med(c, f"{ph}_{q}"), ".3f") for q in ("p50", "p90", "p99")) for c in configs]
-        ratios = [""] * len(peers)
+        ratios = [""] * (len(peers) + len(waf_cols))
     else:
         cells = [cell(c, k, spec) for c in configs]
         ratios = [fmt(ratio(med(BH, k), med(p, k)), ".2f") for p in peers]
+        if waf_cols:
+            w = waf_vs_bh.get(k) or {"ratio": ratio(med(WAF, k), med(BH, k)), "difference": None}
+            ratios += [fmt(w["ratio"], ".2f"), fmt(w["difference"], "+" + spec)]
     print("| " + " | ".join([label] + cells + ratios) + " |")
-print("| errors (failed, non-2xx, socket) | " + " | ".join(str(agg[c]["errors"]) for c in configs) + " |" + " |" * len(peers))
+print("| errors (failed, non-2xx, socket) | " + " | ".join(str(agg[c]["errors"]) for c in configs) + " |"
+      + " |" * (len(peers) + len(waf_cols)))
 if missing:
     print(f"\nnot measured (could not be installed): {', '.join(missing)}")
 for title, ts in (("spread run (primary)", targets), ("burst run, for reference", targets_burst)):
     print(f"\ntargets (issue 5), on the medians, latency and CPU from the {title}:")
     for t in ts:
         print(f"  {'met   ' if t['met'] else 'MISSED'}  {t['target']}: bulkhead {t['bulkhead']:.4g}, bound {t['bound']:.4g}")
+if targets_waf:
+    print("\ntarget (issue 9), on the medians:")
+    for t in targets_waf:
+        print(f"  {'met   ' if t['met'] else 'MISSED'}  {t['target']}: bulkhead-waf {t['bulkhead-waf']:.0f} req/s, "
+              f"bound {t['bound']:.0f} req/s ({100 * t['share']:.1f} % of bulkhead)")
 print(f"\nload average before / after: {' '.join(loadavg_before)} / {' '.join(result['machine']['loadavg_after'])}; "
       f"CPU steal during the run: {fmt(100 * (result['machine']['steal_share'] or 0), '.1f')} %")
 print(f"\nresults written to {out_path}")
@@ -685,7 +741,7 @@ main() {
     check_ports_free
     make_certs
     write_bulkhead_configs
-    local configs=(direct bulkhead)
+    local configs=(direct bulkhead bulkhead-waf)
     if [[ -n $ENVOY_BIN ]]; then write_envoy_configs; configs+=(envoy); fi
     if command -v haproxy >/dev/null; then write_haproxy_configs; configs+=(haproxy); fi
     start_nginx
