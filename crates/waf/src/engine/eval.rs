@@ -318,16 +318,12 @@ impl Transaction {
             _ => String::new(),
         };
         let (msg, data) = (expand(&rule.actions.msg), expand(&rule.actions.logdata));
-        let matched_var_name = self
-            .data
-            .get(Scalar::MatchedVarName)
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
-        let matched_value = self
-            .data
-            .get(Scalar::MatchedVar)
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default();
+        let copy = |s: Scalar| match self.data.get(s) {
+            Some(v) if rule.log => v.to_vec(),
+            _ => Vec::new(),
+        };
+        let matched_var_name = String::from_utf8_lossy(&copy(Scalar::MatchedVarName)).into_owned();
+        let matched_value = copy(Scalar::MatchedVar);
         self.matches.push(RuleMatch {
             id: rule.id(),
             phase: rule.phase,

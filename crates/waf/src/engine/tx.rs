@@ -30,9 +30,9 @@ pub struct RuleMatch {
     pub severity: Option<u8>,
     /// `tag`s.
     pub tags: Arc<[String]>,
-    /// The last matched variable, e.g. `ARGS:id`.
+    /// The last matched variable, e.g. `ARGS:id` (empty for `nolog` rules, like `msg`).
     pub matched_var_name: String,
-    /// Its (transformed) value.
+    /// Its (transformed) value (empty for `nolog` rules).
     pub matched_value: Vec<u8>,
     /// Whether the rule's disruptive action stops the transaction (deny, drop, redirect),
     /// whether or not the engine mode enforces it.
