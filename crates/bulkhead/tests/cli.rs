@@ -291,6 +291,40 @@ fn check_reports_counts_and_exit_codes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/bulkhead-test-path"));
 }
 
+/// Two firewalls selecting the same workload load (the first by name applies), and
+/// `policy check` says so on stderr without failing.
+#[test]
+fn check_warns_about_overlapping_firewalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("second-waf.yaml");
+    std::fs::write(
+        &extra,
+        "apiVersion: bulkhead.dev/v1alpha1\nkind: WebApplicationFirewall\n\
+         metadata: {name: another, namespace: bookstore}\n\
+         spec:\n  selector: {matchLabels: {app: frontend}}\n  mode: DetectionOnly\n",
+    )
+    .unwrap();
+    let bookstore = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bookstore");
+    let out = bulkhead()
+        .args(["policy", "check", "-f"])
+        .arg(&bookstore)
+        .arg("-f")
+        .arg(&extra)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("2 WebApplicationFirewalls"), "{stdout}");
+    assert!(
+        stderr.contains("warning: Workload bookstore/frontend is selected by more than one WebApplicationFirewall")
+            && stderr.contains("applies (first by name)"),
+        "{stderr}"
+    );
+}
+
 /// Callers of the inventory as its sidecar sees them under `bulkhead up`: at 127.0.0.1.
 const CATALOG_AT_LOOPBACK: &str = r#"{"ip": "127.0.0.1", "namespace": "bookstore", "labels": {"app": "catalog"}, "principal": "cluster.local/ns/bookstore/sa/catalog"}"#;
 const FRONTEND_AT_LOOPBACK: &str = r#"{"ip": "127.0.0.1", "namespace": "bookstore", "labels": {"app": "frontend"}, "principal": "cluster.local/ns/bookstore/sa/frontend"}"#;
@@ -316,6 +350,7 @@ fn the_bookstore_example_loads_and_decides_the_documented_flows() {
     );
     assert!(text.contains("7 endpoints"), "{text}");
     assert!(text.contains("1 NetworkPolicies"), "{text}");
+    assert!(text.contains("1 WebApplicationFirewalls"), "{text}");
 
     let curl = r#"{"ip": "127.0.0.1"}"#;
     let admin = r#"{"ip": "127.0.0.1", "namespace": "bookstore", "principal": "cluster.local/ns/bookstore/sa/admin"}"#;
