@@ -275,15 +275,25 @@ impl Transaction {
                 self.data.set_tx(name, &value);
             }
             SetOp::Add(v) | SetOp::Sub(v) => {
-                let delta = atoi(&v.expand(&self.data));
+                // CRS's score arithmetic (`=+%{tx.critical_anomaly_score}`) reads one TX
+                // variable: no expansion buffer for it.
+                let delta = match v.single_var() {
+                    Some(var) if var.name == "TX" => var
+                        .key
+                        .as_deref()
+                        .and_then(|k| self.data.tx.get(k))
+                        .map_or(0, |x| atoi(x)),
+                    _ => atoi(&v.expand(&self.data)),
+                };
                 let delta = if matches!(sv.op, SetOp::Sub(_)) {
                     -delta
                 } else {
                     delta
                 };
                 let current = self.data.tx.get(name).map_or(0, |c| atoi(c));
-                let sum = current.saturating_add(delta).to_string();
-                self.data.set_tx(name, sum.as_bytes());
+                let mut digits = [0u8; 24];
+                let sum = format_i64(current.saturating_add(delta), &mut digits);
+                self.data.set_tx(name, sum);
             }
         }
     }
@@ -342,6 +352,25 @@ impl Transaction {
     }
 }
 
+/// Writes `n` in decimal into `buf` (without allocating) and returns the digits.
+fn format_i64(n: i64, buf: &mut [u8; 24]) -> &[u8] {
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
 /// Applies a transformation chain, copying only when a step changes the value.
 fn apply_chain<'a>(chain: &[crate::transform::Transform], value: &'a [u8]) -> Cow<'a, [u8]> {
     let mut current: Cow<'a, [u8]> = Cow::Borrowed(value);
@@ -362,4 +391,18 @@ fn skip_rules(entries: &[Entry], mut i: usize, mut n: u32) -> usize {
         i += 1;
     }
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_i64;
+
+    proptest::proptest! {
+        #[test]
+        fn decimal_formatting_agrees_with_std(n: i64) {
+            let mut buf = [0u8; 24];
+            let expected = n.to_string();
+            proptest::prop_assert_eq!(format_i64(n, &mut buf), expected.as_bytes());
+        }
+    }
 }

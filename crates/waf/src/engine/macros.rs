@@ -65,6 +65,14 @@ impl Macro {
         }
     }
 
+    /// The variable when the macro is exactly one `%{…}` and nothing else.
+    pub(crate) fn single_var(&self) -> Option<&MacroVar> {
+        match self.parts.as_slice() {
+            [Part::Var(v)] => Some(v),
+            _ => None,
+        }
+    }
+
     /// Expands the macro against `source`.
     pub(crate) fn expand<'a>(&'a self, source: &dyn MacroSource) -> Cow<'a, [u8]> {
         if let Some(l) = self.literal() {

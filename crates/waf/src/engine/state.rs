@@ -9,11 +9,19 @@ use super::vars::{Coll, KeySel, Scalar, Target, Var};
 use crate::body::{Arg, XmlDoc};
 
 /// The TX collection: looked up by name hundreds of times per request, so hashed with a
-/// cheap FNV-1a (names come from the rules, not from clients).
+/// cheap word-wise hash. Most names come from the rules; the few built from client data
+/// (CRS stores each request header name) are bounded by the proxy's header limits, so
+/// colliding names cannot make lookups grow without bound.
 pub(crate) type TxMap = HashMap<String, Vec<u8>, BuildHasherDefault<NameHasher>>;
 
-/// FNV-1a over the name's bytes.
+/// A multiply-xor hash over the name, a word at a time.
 pub(crate) struct NameHasher(u64);
+
+impl NameHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x0100_0000_01b3);
+    }
+}
 
 impl Default for NameHasher {
     fn default() -> Self {
@@ -27,8 +35,15 @@ impl Hasher for NameHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        // Eight bytes at a time, then the tail: names are 10-40 bytes long.
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(word));
+        }
+        for b in chunks.remainder() {
+            self.mix(u64::from(*b));
         }
     }
 }
@@ -171,6 +186,9 @@ impl Data {
         excluded: &dyn Fn(Var, &[u8]) -> bool,
         f: &mut dyn FnMut(Value<'a>),
     ) {
+        if self.coll_is_empty(c) {
+            return;
+        }
         let var = Var::Coll(c);
         let name = c.name();
         // TX keys are stored lower-cased: a named member is one lookup, not a scan.
@@ -284,6 +302,33 @@ impl Data {
             | Coll::Session
             | Coll::Global
             | Coll::Rule => {}
+        }
+    }
+
+    /// Whether a collection has no members: most rules name collections a small request
+    /// leaves empty (cookies, arguments, files, XML), and those cost nothing then.
+    fn coll_is_empty(&self, c: Coll) -> bool {
+        match c {
+            Coll::Args | Coll::ArgsNames => {
+                self.args_get.is_empty() && self.args_post.is_empty() && self.args_other.is_empty()
+            }
+            Coll::ArgsGet | Coll::ArgsGetNames => self.args_get.is_empty(),
+            Coll::ArgsPost | Coll::ArgsPostNames => self.args_post.is_empty(),
+            Coll::RequestHeaders | Coll::RequestHeadersNames => self.request_headers.is_empty(),
+            Coll::RequestCookies | Coll::RequestCookiesNames => self.cookies.is_empty(),
+            Coll::ResponseHeaders | Coll::ResponseHeadersNames => self.response_headers.is_empty(),
+            Coll::Tx => self.tx.is_empty(),
+            Coll::Files | Coll::FilesNames | Coll::FilesSizes => self.files.is_empty(),
+            Coll::MultipartPartHeaders => self.part_headers.is_empty(),
+            Coll::MatchedVars | Coll::MatchedVarsNames => self.matched_vars.is_empty(),
+            Coll::Xml => self.xml.is_none(),
+            Coll::FilesTmpNames
+            | Coll::Env
+            | Coll::Geo
+            | Coll::Ip
+            | Coll::Session
+            | Coll::Global
+            | Coll::Rule => true,
         }
     }
 

@@ -150,7 +150,7 @@ impl Transaction {
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
-            matches: Vec::new(),
+            matches: Vec::with_capacity(128),
             intervention: None,
             allow: None,
             transform_cache: RefCell::new(TransformCache::default()),
