@@ -411,25 +411,10 @@ fn stable_scalar(s: Scalar) -> bool {
     )
 }
 
-/// libmodsecurity's number parsing for setvar arithmetic and comparisons: leading
-/// whitespace, an optional sign and digits; anything else ends the number (0 if none).
-pub(crate) fn atoi(bytes: &[u8]) -> i64 {
-    let s = bytes
-        .iter()
-        .skip_while(|b| b.is_ascii_whitespace())
-        .copied()
-        .collect::<Vec<u8>>();
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, &s[..]),
-    };
-    let mut n: i64 = 0;
-    for d in digits.iter().take_while(|d| d.is_ascii_digit()) {
-        n = n.saturating_mul(10).saturating_add(i64::from(d - b'0'));
-    }
-    if neg { -n } else { n }
-}
+/// libmodsecurity's number parsing for setvar arithmetic: C `atoll` (leading whitespace,
+/// an optional sign, digits; anything else ends the number, 0 if none), shared with the
+/// numeric operators.
+pub(crate) use crate::operator::atoll as atoi;
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,8 @@ mod rx;
 mod text;
 mod validate;
 
+pub(crate) use numeric::atoll;
+
 #[cfg(test)]
 mod crs_tests;
 #[cfg(test)]

@@ -86,7 +86,7 @@ fn magnitude(digits: &[u8]) -> u128 {
 }
 
 /// C `atoll` as glibc implements it (via `strtoll`): saturates on overflow.
-pub(super) fn atoll(text: &[u8]) -> i64 {
+pub(crate) fn atoll(text: &[u8]) -> i64 {
     let Some((negative, digits)) = leading_integer(text) else {
         return 0;
     };
