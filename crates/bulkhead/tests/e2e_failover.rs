@@ -29,38 +29,11 @@ fn workload_role() {
 const UNREADY_BOUND: Duration = Duration::from_secs(10);
 
 fn write_dir(dir: &std::path::Path) {
-    let api = |name: &str| {
-        format!(
-            "apiVersion: bulkhead.dev/v1alpha1
-kind: Workload
-metadata: {{name: {name}, labels: {{app: api}}}}
-spec:
-  serviceAccount: api
-  ports: [{{name: http, port: 8080}}]
-{}---
-",
-            up::run_block("api")
-        )
-    };
     let text = format!(
-        "{}{}apiVersion: v1
-kind: Service
-metadata: {{name: api}}
-spec:
-  selector: {{app: api}}
-  ports: [{{port: 8080}}]
----
-apiVersion: bulkhead.dev/v1alpha1
-kind: Workload
-metadata: {{name: front, labels: {{app: front}}}}
-spec:
-  serviceAccount: front
-  ports: [{{port: 8081}}]
-  upstreams: [{{service: api.default, port: 8080}}]
-{}",
-        api("api-1"),
-        api("api-2"),
-        up::run_block("front")
+        "{}---\n{}---\n{}",
+        up::api_workload("api-1", true),
+        up::api_workload("api-2", true),
+        up::api_service_and_front()
     );
     std::fs::write(dir.join("mesh.yaml"), text).unwrap();
 }

@@ -49,29 +49,10 @@ kind: PeerAuthentication
 metadata: {{name: default, namespace: default}}
 spec: {{mtls: {{mode: STRICT}}}}
 ---
-apiVersion: bulkhead.dev/v1alpha1
-kind: Workload
-metadata: {{name: api, labels: {{app: api}}}}
-spec:
-  serviceAccount: api
-  ports: [{{name: http, port: 8080}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: api}}
-spec:
-  selector: {{app: api}}
-  ports: [{{port: 8080}}]
----
-apiVersion: bulkhead.dev/v1alpha1
-kind: Workload
-metadata: {{name: front, labels: {{app: front}}}}
-spec:
-  serviceAccount: front
-  ports: [{{port: 8081}}]
-  upstreams: [{{service: api.default, port: 8080}}]
+{}---
 {}",
-        up::run_block("front")
+        up::api_workload("api", false),
+        up::api_service_and_front()
     );
     std::fs::write(dir.join("mesh.yaml"), text).unwrap();
 }

@@ -18,23 +18,42 @@ use std::time::Duration;
 
 /// A mesh of `api` (behind a Service, /admin denied) and `front`, which calls it.
 pub fn write_mesh(dir: &Path) {
-    let exe = std::env::current_exe().unwrap();
-    let command = |role: &str| {
-        format!(
-            "    command: [{:?}, --exact, workload_role, --nocapture, --test-threads, \"1\"]\n    env: {{UP_TEST_ROLE: {role}}}\n",
-            exe.display().to_string()
-        )
-    };
     let text = format!(
+        "{}---
+{}---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: deny-admin}}
+spec:
+  selector: {{matchLabels: {{app: api}}}}
+  action: DENY
+  rules: [{{to: [{{operation: {{paths: [\"/admin\"]}}}}]}}]
+",
+        api_workload("api", true),
+        api_service_and_front()
+    );
+    std::fs::write(dir.join("mesh.yaml"), text).unwrap();
+}
+
+/// A Workload `name` labelled `app: api`, run by `up` as the `api` role when `run`.
+pub fn api_workload(name: &str, run: bool) -> String {
+    format!(
         "apiVersion: bulkhead.dev/v1alpha1
 kind: Workload
-metadata: {{name: api, labels: {{app: api}}}}
+metadata: {{name: {name}, labels: {{app: api}}}}
 spec:
   serviceAccount: api
   ports: [{{name: http, port: 8080}}]
-  run:
-{}---
-apiVersion: v1
+{}",
+        if run { run_block("api") } else { String::new() }
+    )
+}
+
+/// The `api` Service and the `front` Workload that calls it through its sidecar, run by
+/// `up` as the `front` role: the part every test mesh shares.
+pub fn api_service_and_front() -> String {
+    format!(
+        "apiVersion: v1
 kind: Service
 metadata: {{name: api}}
 spec:
@@ -48,20 +67,9 @@ spec:
   serviceAccount: front
   ports: [{{port: 8081}}]
   upstreams: [{{service: api.default, port: 8080}}]
-  run:
-{}---
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {{name: deny-admin}}
-spec:
-  selector: {{matchLabels: {{app: api}}}}
-  action: DENY
-  rules: [{{to: [{{operation: {{paths: [\"/admin\"]}}}}]}}]
-",
-        command("api"),
-        command("front")
-    );
-    std::fs::write(dir.join("mesh.yaml"), text).unwrap();
+{}",
+        run_block("front")
+    )
 }
 
 /// Becomes the workload named by `UP_TEST_ROLE`, if set (never returns then).
